@@ -1,0 +1,1 @@
+"""Blob stores: files, job inputs and outputs, model artifacts."""

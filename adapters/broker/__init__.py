@@ -1,0 +1,1 @@
+"""Job-delivery brokers (Dramatiq brokers behind one small interface)."""

@@ -1,0 +1,34 @@
+"""In-process broker: Dramatiq's StubBroker, consumed by worker threads in the same process.
+
+URL:      memory://
+Features: no persistence (the job table is the truth; lost messages are re-sent by the
+          supervisor) · single process only
+Extra:    none
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+
+from studio9.backends import AdapterOptions
+from studio9.config.urls import AdapterURL
+
+
+class MemoryBroker:
+    shared_between_processes = False
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.dramatiq_broker = broker
+
+    @classmethod
+    def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
+        return cls(StubBroker())
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self.dramatiq_broker.close()

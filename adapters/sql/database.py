@@ -1,0 +1,110 @@
+"""The SQL system of record: an async SQLAlchemy engine and the stores built on it.
+
+URL:      sqlite+aiosqlite:///path/studio9.db   (edge default; WAL, foreign keys on)
+          postgresql+psycopg://user:pass@host:5432/db?pool_size=10&max_overflow=10
+          (``sqlite://`` and ``postgresql://`` / ``postgres://`` are accepted as shorthands)
+Features: transactions yes · full-text search (SQLite FTS5 / PostgreSQL tsvector) later
+Extra:    cloud (psycopg) for PostgreSQL; SQLite needs nothing beyond the edge install
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from adapters.sql.auth import SqlTokenStore, SqlUserStore
+from studio9.backends import AdapterOptions
+from studio9.config.urls import AdapterURL, redact
+from studio9.errors import BackendUnavailable, ConfigError
+
+# Our own query parameters, taken off the URL before SQLAlchemy sees it (psycopg would
+# otherwise pass them on to the server as connection options and fail).
+_POOL_PARAMS = {"pool_size": int, "max_overflow": int, "pool_recycle": int}
+_SCHEME_ALIASES = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+}
+
+
+class SqlDatabase:
+    """One engine per process; sessions are short-lived, one per unit of work."""
+
+    def __init__(self, engine: AsyncEngine, *, url: AdapterURL) -> None:
+        self.engine = engine
+        self.url = url
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
+        self.users = SqlUserStore(self.sessions)
+        self.tokens = SqlTokenStore(self.sessions)
+
+    @classmethod
+    def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
+        driver_url = normalise_url(url)
+        if driver_url.startswith("sqlite+aiosqlite"):
+            engine = _sqlite_engine(driver_url, options.timeout)
+        else:
+            engine = _postgres_engine(driver_url, url, options.timeout)
+        return cls(engine, url=url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def ping(self) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise BackendUnavailable(f"database unreachable: {redact(str(exc.__cause__ or exc))}") from exc
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
+def normalise_url(url: AdapterURL) -> str:
+    """The URL with the scheme SQLAlchemy wants and our own parameters removed."""
+    raw = url.with_scheme(_SCHEME_ALIASES.get(url.scheme, url.scheme))
+    head, _, query = raw.partition("?")
+    kept = [p for p in query.split("&") if p and p.split("=", 1)[0] not in _POOL_PARAMS]
+    return head + ("?" + "&".join(kept) if kept else "")
+
+
+def _sqlite_engine(driver_url: str, timeout: float) -> AsyncEngine:
+    database = sa.engine.make_url(driver_url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(driver_url, connect_args={"timeout": timeout})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _: Any) -> None:
+        # WAL lets the API and the in-process workers read while one of them writes;
+        # SQLite leaves foreign keys off unless asked, per connection.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.close()
+
+    return engine
+
+
+def _postgres_engine(driver_url: str, url: AdapterURL, timeout: float) -> AsyncEngine:
+    pool: dict[str, int] = {}
+    for name, kind in _POOL_PARAMS.items():
+        if name in url.query:
+            try:
+                pool[name] = kind(url.query[name])
+            except ValueError:
+                raise ConfigError(f"{name} must be an integer", setting="STUDIO9_DATABASE_URL") from None
+    return create_async_engine(
+        driver_url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": max(1, int(timeout))},
+        **pool,
+    )

@@ -1,0 +1,57 @@
+"""What the auth context needs from storage.
+
+Adapters: ``adapters/memory/auth.py`` (memory://) and ``adapters/sql/auth.py`` (SQLite, PostgreSQL).
+Contract: ``tests/contract/test_auth_stores.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from studio9.auth.domain import ApiToken, User
+
+
+class UserStore(Protocol):
+    """Users by id and by username."""
+
+    async def add(self, user: User) -> None:
+        """Store a new user. Raises UsernameTaken when the username exists."""
+
+    async def get(self, user_id: str) -> User:
+        """Raises UserNotFound."""
+
+    async def get_by_username(self, username: str) -> User:
+        """Raises UserNotFound."""
+
+    async def list(self, *, limit: int, after: str | None = None) -> Sequence[User]:
+        """Users ordered by id, starting after the id ``after``."""
+
+    async def delete(self, user_id: str) -> None:
+        """Delete the user and every token of theirs. Raises UserNotFound."""
+
+    async def set_login_state(self, user_id: str, *, failed_logins: int, locked_until: datetime | None) -> None:
+        """Record the outcome of a login attempt (failure count and lock)."""
+
+    async def count(self) -> int:
+        """How many users exist (the first start creates an admin when this is 0)."""
+
+
+class TokenStore(Protocol):
+    """API tokens, looked up by the hash of their secret."""
+
+    async def add(self, token: ApiToken) -> None:
+        """Store a new token."""
+
+    async def find(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        """The token with this hash and its user, or None. Inactive tokens are returned too."""
+
+    async def get(self, token_id: str) -> ApiToken:
+        """Raises TokenNotFound."""
+
+    async def list_for_user(self, user_id: str) -> Sequence[ApiToken]:
+        """Every token of the user, newest first."""
+
+    async def revoke(self, token_id: str, at: datetime) -> None:
+        """Mark the token revoked (idempotent: an earlier revocation time is kept). Raises TokenNotFound."""

@@ -1,0 +1,234 @@
+"""Use cases of the auth context: logins, tokens, users, and checking a request's token."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import attrs
+import structlog
+
+from studio9.auth import passwords
+from studio9.auth.domain import (
+    ApiToken,
+    IssuedToken,
+    Principal,
+    Role,
+    TokenNotFound,
+    User,
+    UsernameTaken,
+    UserNotFound,
+    check_password,
+    check_username,
+)
+from studio9.auth.ports import TokenStore, UserStore
+from studio9.errors import Conflict, PermissionDenied, RateLimited, Unauthenticated
+from studio9.ids import new_id
+
+log = structlog.get_logger()
+
+TOKEN_PREFIX = "s9_"
+FIRST_ADMIN = "admin"
+_CACHE_MAX_ENTRIES = 10_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_token(secret: str) -> str:
+    """Tokens carry 256 random bits, so a plain SHA-256 is a safe, fast way to store them."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@attrs.frozen(kw_only=True)
+class AuthPolicy:
+    token_ttl: timedelta = timedelta(days=30)
+    max_failures: int = 5
+    lockout: timedelta = timedelta(minutes=5)
+    cache_seconds: float = 5.0
+
+
+@attrs.define
+class _PrincipalCache:
+    """Verified tokens, trusted for ``ttl`` seconds without asking the store again.
+
+    Revocations in this process evict at once; those made by another process apply
+    within ``ttl``. Keyed by the token hash, never by the secret.
+    """
+
+    ttl: float
+    _entries: dict[str, tuple[Principal, float]] = attrs.field(factory=dict)
+
+    def get(self, key: str) -> Principal | None:
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[1] > self.ttl:
+            return None
+        return entry[0]
+
+    def put(self, key: str, principal: Principal) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= _CACHE_MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (principal, time.monotonic())
+
+    def evict_token(self, token_id: str) -> None:
+        for key in [k for k, (p, _) in self._entries.items() if p.token_id == token_id]:
+            del self._entries[key]
+
+    def evict_user(self, user_id: str) -> None:
+        for key in [k for k, (p, _) in self._entries.items() if p.user_id == user_id]:
+            del self._entries[key]
+
+
+@attrs.define
+class AuthService:
+    users: UserStore
+    tokens: TokenStore
+    policy: AuthPolicy = AuthPolicy()
+    clock: Callable[[], datetime] = utcnow
+    _cache: _PrincipalCache = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._cache = _PrincipalCache(ttl=self.policy.cache_seconds)
+
+    # -- logins and tokens -------------------------------------------------------------
+
+    async def login(self, username: str, password: str) -> IssuedToken:
+        """Trade a username and password for a new token.
+
+        Unknown users, accounts without a password and wrong passwords all cost one
+        argon2 verification and give the same answer. After ``max_failures`` wrong
+        passwords in a row the user is locked for ``lockout``.
+
+        Raises:
+            Unauthenticated: the username or password is wrong.
+            RateLimited: the user is locked after too many failures.
+        """
+        user = await self._find_user(username)
+        matches = await passwords.verify_password(user.password_hash if user else None, password)
+        now = self.clock()
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            log.warning("login_refused_locked", user_id=user.id)
+            raise RateLimited("too many failed logins; try again later",
+                              retry_after=max(1, int((user.locked_until - now).total_seconds())))
+        if user is None or not matches:
+            if user is not None:
+                await self._record_failure(user, now)
+            log.info("login_failed", username_known=user is not None)
+            raise Unauthenticated("invalid username or password")
+        if user.failed_logins or user.locked_until:
+            await self.users.set_login_state(user.id, failed_logins=0, locked_until=None)
+        log.info("login_succeeded", user_id=user.id)
+        return await self.issue_token(user)
+
+    async def issue_token(self, user: User, *, name: str | None = None) -> IssuedToken:
+        """A new random token for ``user``; its secret is in the result and nowhere else."""
+        now = self.clock()
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = ApiToken(id=new_id(), user_id=user.id, token_hash=hash_token(secret), created_at=now,
+                         expires_at=now + self.policy.token_ttl, name=name)
+        await self.tokens.add(token)
+        log.info("token_issued", user_id=user.id, token_id=token.id)
+        return IssuedToken(id=token.id, secret=secret, expires_at=token.expires_at)
+
+    async def authenticate(self, secret: str) -> Principal:
+        """The principal a bearer token stands for. Raises Unauthenticated."""
+        key = hash_token(secret)
+        now = self.clock()
+        principal = self._cache.get(key)
+        if principal is not None and now < principal.token_expires_at:
+            return principal
+        found = await self.tokens.find(key)
+        if found is None or not found[0].is_active(now):
+            raise Unauthenticated("invalid, expired or revoked token")
+        token, user = found
+        principal = Principal(user_id=user.id, username=user.username, role=user.role,
+                              token_id=token.id, token_expires_at=token.expires_at)
+        self._cache.put(key, principal)
+        return principal
+
+    async def list_tokens(self, actor: Principal) -> Sequence[ApiToken]:
+        return await self.tokens.list_for_user(actor.user_id)
+
+    async def revoke_token(self, actor: Principal, token_id: str) -> None:
+        """Revoke one of the actor's tokens (admins: anyone's). Another user's token is a 404."""
+        token = await self.tokens.get(token_id)
+        if token.user_id != actor.user_id and not actor.is_admin:
+            raise TokenNotFound(token_id)
+        await self.tokens.revoke(token_id, self.clock())
+        self._cache.evict_token(token_id)
+        log.info("token_revoked", token_id=token_id, by=actor.user_id)
+
+    # -- users ---------------------------------------------------------------------------
+
+    async def create_user(self, actor: Principal | None, username: str, *, role: Role = Role.USER,
+                          password: str | None = None) -> tuple[User, IssuedToken]:
+        """Create a user and a first token for it. ``actor`` None means the local operator (CLI)."""
+        if actor is not None:
+            require_admin(actor)
+        check_username(username)
+        if password is not None:
+            if role is Role.SERVICE:
+                raise Conflict("service accounts authenticate with tokens only", field="password")
+            check_password(password)
+        encoded = await passwords.hash_password(password) if password is not None else None
+        user = User(id=new_id(), username=username, role=role, created_at=self.clock(), password_hash=encoded)
+        await self.users.add(user)
+        log.info("user_created", user_id=user.id, role=role.value, by=actor.user_id if actor else "cli")
+        return user, await self.issue_token(user)
+
+    async def get_user(self, actor: Principal, user_id: str) -> User:
+        require_admin(actor)
+        return await self.users.get(user_id)
+
+    async def list_users(self, actor: Principal, *, limit: int, after: str | None) -> Sequence[User]:
+        require_admin(actor)
+        return await self.users.list(limit=limit, after=after)
+
+    async def delete_user(self, actor: Principal, user_id: str) -> None:
+        require_admin(actor)
+        if user_id == actor.user_id:
+            raise Conflict("you cannot delete your own account")
+        await self.users.delete(user_id)
+        self._cache.evict_user(user_id)
+        log.info("user_deleted", user_id=user_id, by=actor.user_id)
+
+    async def ensure_first_admin(self) -> IssuedToken | None:
+        """On an empty user table, create the ``admin`` user and return its first token.
+
+        Safe when several processes start at once: the one whose insert loses the race
+        to the unique username gets None.
+        """
+        if await self.users.count() > 0:
+            return None
+        try:
+            _, token = await self.create_user(None, FIRST_ADMIN, role=Role.ADMIN)
+        except UsernameTaken:
+            return None
+        return token
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _find_user(self, username: str) -> User | None:
+        try:
+            return await self.users.get_by_username(username)
+        except UserNotFound:
+            return None
+
+    async def _record_failure(self, user: User, now: datetime) -> None:
+        failures = user.failed_logins + 1
+        locked_until = now + self.policy.lockout if failures >= self.policy.max_failures else None
+        await self.users.set_login_state(user.id, failed_logins=0 if locked_until else failures,
+                                         locked_until=locked_until)
+        if locked_until:
+            log.warning("user_locked", user_id=user.id, until=locked_until.isoformat())
+
+
+def require_admin(actor: Principal) -> None:
+    if not actor.is_admin:
+        raise PermissionDenied("this needs the admin role")

@@ -1,0 +1,178 @@
+"""The composition root: the one module that picks adapters and wires services.
+
+Adapters are named by string in the scheme tables below and imported lazily, so the
+edge install never imports a cloud SDK it does not have. ``build(settings)`` opens every
+backend the settings name, checks that each answers, wires the services, and closes
+everything in reverse order on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import attrs
+import structlog
+
+from studio9.auth.ports import TokenStore, UserStore
+from studio9.auth.service import AuthPolicy, AuthService
+from studio9.backends import AdapterOptions, Backend
+from studio9.config.settings import Settings
+from studio9.config.urls import AdapterURL
+from studio9.errors import BackendUnavailable, ConfigError
+
+log = structlog.get_logger()
+
+DATABASES: Final = {
+    "memory": "adapters.memory.database:MemoryDatabase",
+    "sqlite": "adapters.sql.database:SqlDatabase",
+    "sqlite+aiosqlite": "adapters.sql.database:SqlDatabase",
+    "postgresql": "adapters.sql.database:SqlDatabase",
+    "postgres": "adapters.sql.database:SqlDatabase",
+    "postgresql+psycopg": "adapters.sql.database:SqlDatabase",
+}
+BROKERS: Final = {
+    "memory": "adapters.broker.memory:MemoryBroker",
+    "amqp": "adapters.broker.rabbitmq:RabbitmqBroker",
+    "amqps": "adapters.broker.rabbitmq:RabbitmqBroker",
+}
+INDEXES: Final = {
+    "memory": "adapters.memory.backends:InMemoryBackend",
+    "sql": "adapters.sql.index:SqlSearchIndex",
+}
+BLOB_STORES: Final = {
+    "memory": "adapters.memory.backends:InMemoryBackend",
+    "file": "adapters.blob.file:FileBlobStore",
+}
+SINKS: Final = {
+    "memory": "adapters.memory.backends:InMemoryBackend",
+    "sqlite": "adapters.sink.sqlite:SqlitePredictionSink",
+}
+# setting name -> (scheme table, field of Settings), in opening order.
+BACKENDS: Final = {
+    "database": (DATABASES, "database_url"),
+    "broker": (BROKERS, "broker_url"),
+    "index": (INDEXES, "index_url"),
+    "blobs": (BLOB_STORES, "blob_url"),
+    "sink": (SINKS, "sink_url"),
+}
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+def adapter_class(table: Mapping[str, str], url: AdapterURL, *, setting: str) -> Any:
+    """The adapter class for ``url``'s scheme, imported now.
+
+    Raises:
+        ConfigError: unknown scheme, or the adapter needs an extra that is not installed.
+    """
+    try:
+        target = table[url.scheme]
+    except KeyError:
+        expected = ", ".join(f"{s}://" for s in sorted(table))
+        raise ConfigError(f"unknown scheme {url.scheme!r} in {url}; expected one of {expected}",
+                          setting=setting) from None
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"{url.scheme}:// needs the optional dependency {exc.name!r}; install studio9[cloud]",
+            setting=setting,
+        ) from exc
+    return getattr(module, class_name)
+
+
+@contextlib.asynccontextmanager
+async def open_adapter(table: Mapping[str, str], raw_url: str, *, setting: str,
+                       options: AdapterOptions, check: bool = True) -> AsyncIterator[Any]:
+    """Open, check and (on exit) close one adapter, exactly as production does."""
+    url = AdapterURL.parse(raw_url, setting=setting)
+    adapter = adapter_class(table, url, setting=setting).from_url(url, options)
+    try:
+        if check:
+            await _check(adapter, url, setting=setting, timeout=options.timeout)
+        yield adapter
+    finally:
+        await adapter.aclose()
+
+
+async def _check(adapter: Backend, url: AdapterURL, *, setting: str, timeout: float) -> None:
+    try:
+        with anyio.fail_after(timeout):
+            await adapter.ping()
+    except TimeoutError:
+        raise ConfigError(f"{url} did not answer within {timeout:g}s", setting=setting) from None
+    except BackendUnavailable as exc:
+        raise ConfigError(f"cannot reach {url}: {exc.message}", setting=setting) from None
+
+
+@attrs.frozen(kw_only=True)
+class Container:
+    """Every service of one process, built from its settings."""
+
+    settings: Settings
+    backends: Mapping[str, Backend]
+    auth: AuthService
+    started_at: float = attrs.field(factory=time.monotonic)
+
+
+@contextlib.asynccontextmanager
+async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Container]:
+    """Open every adapter named by ``settings``; close them in reverse order on exit.
+
+    Raises:
+        ConfigError: a backend URL cannot be used or its backend does not answer.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        opened: dict[str, Any] = {}
+        for name, (table, field) in BACKENDS.items():
+            options = AdapterOptions(timeout=settings.backend_timeout, data_dir=settings.data_dir,
+                                     database=opened.get("database"))
+            opened[name] = await stack.enter_async_context(
+                open_adapter(table, getattr(settings, field), setting="STUDIO9_" + field.upper(),
+                             options=options, check=check)
+            )
+        database = opened["database"]
+        users: UserStore = database.users
+        tokens: TokenStore = database.tokens
+        policy = AuthPolicy(
+            token_ttl=timedelta(days=settings.token_ttl_days),
+            max_failures=settings.login_max_failures,
+            lockout=timedelta(seconds=settings.login_lockout_seconds),
+            cache_seconds=settings.auth_cache_seconds,
+        )
+        log.info("backends_opened", **{name: _scheme(settings, field) for name, (_, field) in BACKENDS.items()})
+        yield Container(settings=settings, backends=opened, auth=AuthService(users, tokens, policy))
+
+
+def _scheme(settings: Settings, field: str) -> str:
+    return str(AdapterURL.parse(getattr(settings, field)).scheme)
+
+
+def migrate(settings: Settings, *, revision: str = "head", downgrade: bool = False) -> None:
+    """Bring the system-of-record schema to ``revision`` (no-op for memory://)."""
+    url = AdapterURL.parse(settings.database_url, setting="STUDIO9_DATABASE_URL")
+    adapter_class(DATABASES, url, setting="STUDIO9_DATABASE_URL")  # fail early on a bad scheme/extra
+    if url.scheme == "memory":
+        return
+    from adapters.sql import migrations
+
+    migrations.run(url, revision=revision, downgrade=downgrade)
+
+
+def write_admin_token(data_dir: Path, secret: str) -> Path:
+    """Write the first admin token to ``<data dir>/admin-token``, readable by the owner only."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / ADMIN_TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+    path.chmod(0o600)
+    return path

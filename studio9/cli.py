@@ -1,0 +1,221 @@
+"""The ``studio9`` command: one entry point for every process kind.
+
+    studio9 serve      edge all-in-one: migrate, API, worker threads, supervisor
+    studio9 api        HTTP API only (cloud; run N behind a load balancer)
+    studio9 worker     job workers only (cloud; run M of them)
+    studio9 migrate    bring the database schema up to date
+    studio9 users      create and list users; prints a new user's token once
+
+Any problem with the settings or an unreachable backend ends the process with exit
+code 2 and one line on standard error naming the setting at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+import attrs
+import structlog
+
+from studio9 import __version__
+from studio9.config.settings import Settings
+from studio9.errors import ConfigError, Studio9Error
+
+log = structlog.get_logger()
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        settings = _settings(args)
+        from studio9.logs import configure_logging
+
+        configure_logging(settings.log_level, settings.log_format)
+        result: int = args.run(settings, args)
+        return result
+    except ConfigError as exc:
+        print(f"studio9: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Studio9Error as exc:
+        print(f"studio9: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    return attrs.evolve(settings, **overrides) if overrides else settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="studio9",
+        description="Studio9: collaborative data management and ML, on an edge box or in the cloud. "
+        "Settings come from STUDIO9_* environment variables (see the README's configuration table).",
+    )
+    parser.add_argument("--version", action="version", version=f"studio9 {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
+
+    serve = commands.add_parser("serve", help="edge all-in-one: migrate, then API + worker threads",
+                                description="Migrate the database, then run the HTTP API with job worker "
+                                "threads in this one process. Creates the first admin on an empty database "
+                                "and writes its token to <data dir>/admin-token.")
+    _add_listen_flags(serve)
+    serve.set_defaults(run=_run_serve)
+
+    api = commands.add_parser("api", help="HTTP API only (cloud: run several behind a load balancer)",
+                              description="Run the HTTP API without job workers. Does not migrate: run "
+                              "`studio9 migrate` once per deployment first.")
+    _add_listen_flags(api)
+    api.set_defaults(run=_run_api)
+
+    worker = commands.add_parser("worker", help="job workers only (cloud)",
+                                 description="Consume jobs from the shared broker (STUDIO9_BROKER_URL must "
+                                 "not be memory://). Stops gracefully on SIGTERM or SIGINT.")
+    worker.set_defaults(run=_run_worker)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date",
+                                  description="Apply the Alembic migrations to STUDIO9_DATABASE_URL.")
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate.add_argument("--downgrade", action="store_true", help="go down to --revision instead of up")
+    migrate.set_defaults(run=_run_migrate)
+
+    users = commands.add_parser("users", help="manage users", description="Create and list users.")
+    user_commands = users.add_subparsers(title="user commands", metavar="USER_COMMAND", required=True)
+    create = user_commands.add_parser("create", help="create a user and print its first token once",
+                                      description="Create a user and print a token for it, once.")
+    create.add_argument("name", help="username: a-z, 0-9, '.', '_', '-'")
+    role = create.add_mutually_exclusive_group()
+    role.add_argument("--admin", action="store_true", help="give the user the admin role")
+    role.add_argument("--service", action="store_true", help="a service account (for workers): token only")
+    create.add_argument("--password-stdin", action="store_true", help="read a password from standard input")
+    create.set_defaults(run=_run_users_create)
+    listing = user_commands.add_parser("list", help="list users", description="List every user.")
+    listing.set_defaults(run=_run_users_list)
+    return parser
+
+
+def _add_listen_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="interface to bind (default: STUDIO9_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: STUDIO9_PORT)")
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def _run_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from studio9 import bootstrap
+
+    bootstrap.migrate(settings, revision=args.revision, downgrade=args.downgrade)
+    log.info("migrated", revision=args.revision, downgrade=args.downgrade)
+    return 0
+
+
+def _run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    _run_migrate(settings, argparse.Namespace(revision="head", downgrade=False))
+    return _serve_http(settings, run_workers=True)
+
+
+def _run_api(settings: Settings, args: argparse.Namespace) -> int:
+    return _serve_http(settings, run_workers=False)
+
+
+def _serve_http(settings: Settings, *, run_workers: bool) -> int:
+    import uvicorn
+
+    from studio9.api import create_app
+
+    asyncio.run(_preflight(settings))
+    config = uvicorn.Config(
+        create_app(settings, run_workers=run_workers),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+        server_header=False,
+    )
+    log.info("http_starting", url=f"http://{settings.host}:{settings.port}", workers_in_process=run_workers)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from studio9.bootstrap import build
+    from studio9.messaging import WorkerThreads
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with build(settings) as container:
+            broker = container.backends["broker"]
+            if not broker.shared_between_processes:
+                raise ConfigError(
+                    "memory:// cannot be shared between processes; use `studio9 serve` (edge) or set "
+                    "a shared broker such as amqp://", setting="STUDIO9_BROKER_URL")
+            workers = WorkerThreads(broker.dramatiq_broker, settings.worker_threads)
+            await asyncio.to_thread(workers.start)
+            try:
+                await stop.wait()
+                log.info("worker_stopping")
+            finally:
+                await asyncio.to_thread(workers.stop, settings.shutdown_timeout)
+
+    asyncio.run(run())
+    return 0
+
+
+async def _preflight(settings: Settings) -> None:
+    """Open and check every backend once, so a bad setting fails before the server starts."""
+    from studio9.bootstrap import build
+
+    async with build(settings):
+        pass
+
+
+def _run_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    from studio9.auth import Role
+    from studio9.bootstrap import build
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    role = Role.ADMIN if args.admin else Role.SERVICE if args.service else Role.USER
+
+    async def run() -> str:
+        async with build(settings) as container:
+            _, token = await container.auth.create_user(None, args.name, role=role, password=password)
+            return token.secret
+
+    secret = asyncio.run(run())
+    print(secret)
+    return 0
+
+
+def _run_users_list(settings: Settings, args: argparse.Namespace) -> int:
+    from studio9.bootstrap import build
+
+    async def run() -> None:
+        async with build(settings) as container:
+            after: str | None = None
+            while users := await container.auth.users.list(limit=200, after=after):
+                for user in users:
+                    print(f"{user.id}  {user.role.value:<8} {user.username}")
+                after = users[-1].id
+
+    asyncio.run(run())
+    return 0

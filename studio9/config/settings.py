@@ -1,0 +1,210 @@
+"""Application settings: typed, frozen, read once from ``STUDIO9_*`` variables and a TOML file.
+
+Precedence, highest first: environment variables, the TOML file named by
+``STUDIO9_CONFIG``, the defaults below. Every field documents itself through its
+metadata; the README's configuration table is generated from it
+(``studio9.config.reference``) and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import attrs
+
+from studio9.config.urls import redact
+from studio9.errors import ConfigError
+
+ENV_PREFIX = "STUDIO9_"
+CONFIG_FILE_VAR = "STUDIO9_CONFIG"
+# Variables with the prefix that are not settings but are legitimately present: the
+# config-file pointer and the switches the test suite and CI use.
+NON_SETTING_VARS = frozenset({CONFIG_FILE_VAR, "STUDIO9_REQUIRE_SERVICES"})
+NON_SETTING_PREFIXES = ("STUDIO9_TEST_",)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "console")
+
+
+def _setting(default: Any, doc: str, *, shown_default: str | None = None, **kwargs: Any) -> Any:
+    """An attrs field carrying its documentation for the generated reference table."""
+    return attrs.field(default=default, metadata={"doc": doc, "shown_default": shown_default}, **kwargs)
+
+
+def _under_data_dir(template: str) -> Any:
+    return attrs.Factory(lambda self: template.format(data_dir=Path(self.data_dir).absolute()), takes_self=True)
+
+
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"must be greater than 0, got {value}", setting=env_name(attribute.name))
+
+
+def _one_of(*choices: str) -> Callable[[Any, attrs.Attribute[Any], str], None]:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            raise ConfigError(
+                f"must be one of {', '.join(choices)}; got {value!r}", setting=env_name(attribute.name)
+            )
+
+    return check
+
+
+def _port(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"must be a TCP port (0-65535), got {value}", setting=env_name(attribute.name))
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """Everything Studio9 reads from its environment, once, at start-up."""
+
+    data_dir: Path = _setting(
+        Path("./studio9-data"),
+        "Directory for the embedded backends (SQLite files, blobs) and the first admin token.",
+        shown_default="./studio9-data",
+        converter=Path,
+    )
+    host: str = _setting("127.0.0.1", "Interface the HTTP server binds to.")
+    port: int = _setting(8080, "TCP port the HTTP server listens on.", validator=_port)
+    database_url: str = _setting(
+        _under_data_dir("sqlite+aiosqlite:///{data_dir}/studio9.db"),
+        "System of record (SQLAlchemy URL): `sqlite+aiosqlite:///…`, `postgresql+psycopg://…`"
+        " or `memory://` (nothing kept; tests and demos).",
+        shown_default="sqlite+aiosqlite:///<data dir>/studio9.db",
+        repr=redact,
+    )
+    broker_url: str = _setting(
+        "memory://",
+        "Job delivery broker: `memory://` (in-process, edge) or `amqp://user:pass@host:5672/vhost` (RabbitMQ).",
+        repr=redact,
+    )
+    index_url: str = _setting(
+        "sql://",
+        "Metadata search index: `sql://` (full-text in the system-of-record database) or `memory://`.",
+        repr=redact,
+    )
+    blob_url: str = _setting(
+        _under_data_dir("file://{data_dir}/blobs"),
+        "Blob store for files, job inputs and outputs: `file:///dir` or `memory://`.",
+        shown_default="file://<data dir>/blobs",
+        repr=redact,
+    )
+    sink_url: str = _setting(
+        _under_data_dir("sqlite:///{data_dir}/predictions.db"),
+        "Prediction sink: `sqlite:///file.db` or `memory://`.",
+        shown_default="sqlite:///<data dir>/predictions.db",
+        repr=redact,
+    )
+    log_level: str = _setting("info", "Least severe log level written: " + ", ".join(LOG_LEVELS) + ".",
+                              validator=_one_of(*LOG_LEVELS), converter=str.lower)
+    log_format: str = _setting(
+        "auto",
+        "`json`, `console`, or `auto` (console on a terminal, JSON otherwise).",
+        validator=_one_of(*LOG_FORMATS),
+        converter=str.lower,
+    )
+    build: str = _setting("dev", "Build identifier reported by `GET /about` (set by the image build).")
+    token_ttl_days: int = _setting(30, "Lifetime of a new API token, in days.", validator=_positive)
+    login_max_failures: int = _setting(
+        5, "Wrong passwords in a row after which a user's logins are refused for a while.", validator=_positive
+    )
+    login_lockout_seconds: int = _setting(
+        300, "How long logins stay refused after too many wrong passwords.", validator=_positive
+    )
+    max_body_bytes: int = _setting(
+        1_048_576, "Largest JSON request body accepted, in bytes (uploads have their own limit).",
+        validator=_positive,
+    )
+    backend_timeout: float = _setting(
+        5.0, "Seconds to wait for a backend to answer at start-up and in health checks.", validator=_positive
+    )
+    shutdown_timeout: float = _setting(
+        30.0, "Seconds a stopping process waits for requests and jobs in flight.", validator=_positive
+    )
+    worker_threads: int = _setting(
+        4, "Job worker threads (in-process for `serve`, per process for `worker`).", validator=_positive
+    )
+    auth_cache_seconds: float = _setting(
+        5.0,
+        "Seconds a verified token is trusted without asking the database again; bounds how long a"
+        " revocation made by another process takes to apply.",
+        validator=attrs.validators.ge(0),
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """Read settings from ``env`` (default: ``os.environ``) and the optional TOML file.
+
+        Raises:
+            ConfigError: an unknown ``STUDIO9_*`` variable or TOML key, a value of the
+                wrong type, or an unreadable config file. The message names the setting.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if config_file := env.get(CONFIG_FILE_VAR):
+            values.update(_read_toml(Path(config_file)))
+        known = {env_name(f.name): f.name for f in attrs.fields(cls)}
+        for var, raw in env.items():
+            if not var.startswith(ENV_PREFIX) or var in NON_SETTING_VARS or var.startswith(NON_SETTING_PREFIXES):
+                continue
+            if var not in known:
+                hint = difflib.get_close_matches(var, known, n=1)
+                suggestion = f"; did you mean {hint[0]}?" if hint else ""
+                raise ConfigError(f"unknown setting{suggestion}", setting=var)
+            values[known[var]] = raw
+        return cls(**{name: _convert(name, raw) for name, raw in values.items()})
+
+    def public(self) -> dict[str, Any]:
+        """Every setting as JSON-able values, URL passwords redacted (for logs and /status)."""
+        return {
+            f.name: redact(str(v)) if isinstance(v, str | Path) else v
+            for f, v in ((f, getattr(self, f.name)) for f in attrs.fields(type(self)))
+        }
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name``."""
+    return ENV_PREFIX + field_name.upper()
+
+
+def _convert(name: str, raw: Any) -> Any:
+    field = attrs.fields_dict(Settings)[name]
+    target = _FIELD_TYPES.get(str(field.type), str)
+    if target is int and not isinstance(raw, bool):
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"expected an integer, got {raw!r}", setting=env_name(name)) from None
+    if target is float and not isinstance(raw, bool):
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"expected a number, got {raw!r}", setting=env_name(name)) from None
+    if not isinstance(raw, str):
+        raise ConfigError(f"expected a string, got {raw!r}", setting=env_name(name))
+    return raw
+
+
+_FIELD_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "Path": str}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", setting=CONFIG_FILE_VAR) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}", setting=CONFIG_FILE_VAR) from None
+    names = {f.name for f in attrs.fields(Settings)}
+    for key in data:
+        if key not in names:
+            hint = difflib.get_close_matches(key, names, n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(f"unknown key {key!r} in {path}{suggestion}", setting=CONFIG_FILE_VAR)
+    return data
