@@ -27,6 +27,7 @@ from studio9.backends import AdapterOptions, Backend
 from studio9.config.settings import Settings
 from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
+from studio9.messaging.ports import JobBroker
 
 log = structlog.get_logger()
 
@@ -63,7 +64,7 @@ BACKENDS: Final = {
     "blobs": (BLOB_STORES, "blob_url"),
     "sink": (SINKS, "sink_url"),
 }
-ADMIN_TOKEN_FILE = "admin-token"
+ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
 
 
 def adapter_class(table: Mapping[str, str], url: AdapterURL, *, setting: str) -> Any:
@@ -76,8 +77,9 @@ def adapter_class(table: Mapping[str, str], url: AdapterURL, *, setting: str) ->
         target = table[url.scheme]
     except KeyError:
         expected = ", ".join(f"{s}://" for s in sorted(table))
-        raise ConfigError(f"unknown scheme {url.scheme!r} in {url}; expected one of {expected}",
-                          setting=setting) from None
+        raise ConfigError(
+            f"unknown scheme {url.scheme!r} in {url}; expected one of {expected}", setting=setting
+        ) from None
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -90,8 +92,9 @@ def adapter_class(table: Mapping[str, str], url: AdapterURL, *, setting: str) ->
 
 
 @contextlib.asynccontextmanager
-async def open_adapter(table: Mapping[str, str], raw_url: str, *, setting: str,
-                       options: AdapterOptions, check: bool = True) -> AsyncIterator[Any]:
+async def open_adapter(
+    table: Mapping[str, str], raw_url: str, *, setting: str, options: AdapterOptions, check: bool = True
+) -> AsyncIterator[Any]:
     """Open, check and (on exit) close one adapter, exactly as production does."""
     url = AdapterURL.parse(raw_url, setting=setting)
     adapter = adapter_class(table, url, setting=setting).from_url(url, options)
@@ -119,6 +122,7 @@ class Container:
 
     settings: Settings
     backends: Mapping[str, Backend]
+    broker: JobBroker
     auth: AuthService
     started_at: float = attrs.field(factory=time.monotonic)
 
@@ -133,11 +137,17 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
     async with contextlib.AsyncExitStack() as stack:
         opened: dict[str, Any] = {}
         for name, (table, field) in BACKENDS.items():
-            options = AdapterOptions(timeout=settings.backend_timeout, data_dir=settings.data_dir,
-                                     database=opened.get("database"))
+            options = AdapterOptions(
+                timeout=settings.backend_timeout, data_dir=settings.data_dir, database=opened.get("database")
+            )
             opened[name] = await stack.enter_async_context(
-                open_adapter(table, getattr(settings, field), setting="STUDIO9_" + field.upper(),
-                             options=options, check=check)
+                open_adapter(
+                    table,
+                    getattr(settings, field),
+                    setting="STUDIO9_" + field.upper(),
+                    options=options,
+                    check=check,
+                )
             )
         database = opened["database"]
         users: UserStore = database.users
@@ -148,8 +158,13 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             lockout=timedelta(seconds=settings.login_lockout_seconds),
             cache_seconds=settings.auth_cache_seconds,
         )
-        log.info("backends_opened", **{name: _scheme(settings, field) for name, (_, field) in BACKENDS.items()})
-        yield Container(settings=settings, backends=opened, auth=AuthService(users, tokens, policy))
+        log.info(
+            "backends_opened", **{name: _scheme(settings, field) for name, (_, field) in BACKENDS.items()}
+        )
+        broker: JobBroker = opened["broker"]
+        yield Container(
+            settings=settings, backends=opened, broker=broker, auth=AuthService(users, tokens, policy)
+        )
 
 
 def _scheme(settings: Settings, field: str) -> str:

@@ -68,34 +68,49 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"studio9 {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
 
-    serve = commands.add_parser("serve", help="edge all-in-one: migrate, then API + worker threads",
-                                description="Migrate the database, then run the HTTP API with job worker "
-                                "threads in this one process. Creates the first admin on an empty database "
-                                "and writes its token to <data dir>/admin-token.")
+    serve = commands.add_parser(
+        "serve",
+        help="edge all-in-one: migrate, then API + worker threads",
+        description="Migrate the database, then run the HTTP API with job worker "
+        "threads in this one process. Creates the first admin on an empty database "
+        "and writes its token to <data dir>/admin-token.",
+    )
     _add_listen_flags(serve)
     serve.set_defaults(run=_run_serve)
 
-    api = commands.add_parser("api", help="HTTP API only (cloud: run several behind a load balancer)",
-                              description="Run the HTTP API without job workers. Does not migrate: run "
-                              "`studio9 migrate` once per deployment first.")
+    api = commands.add_parser(
+        "api",
+        help="HTTP API only (cloud: run several behind a load balancer)",
+        description="Run the HTTP API without job workers. Does not migrate: run "
+        "`studio9 migrate` once per deployment first.",
+    )
     _add_listen_flags(api)
     api.set_defaults(run=_run_api)
 
-    worker = commands.add_parser("worker", help="job workers only (cloud)",
-                                 description="Consume jobs from the shared broker (STUDIO9_BROKER_URL must "
-                                 "not be memory://). Stops gracefully on SIGTERM or SIGINT.")
+    worker = commands.add_parser(
+        "worker",
+        help="job workers only (cloud)",
+        description="Consume jobs from the shared broker (STUDIO9_BROKER_URL must "
+        "not be memory://). Stops gracefully on SIGTERM or SIGINT.",
+    )
     worker.set_defaults(run=_run_worker)
 
-    migrate = commands.add_parser("migrate", help="bring the database schema up to date",
-                                  description="Apply the Alembic migrations to STUDIO9_DATABASE_URL.")
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the database schema up to date",
+        description="Apply the Alembic migrations to STUDIO9_DATABASE_URL.",
+    )
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
     migrate.add_argument("--downgrade", action="store_true", help="go down to --revision instead of up")
     migrate.set_defaults(run=_run_migrate)
 
     users = commands.add_parser("users", help="manage users", description="Create and list users.")
     user_commands = users.add_subparsers(title="user commands", metavar="USER_COMMAND", required=True)
-    create = user_commands.add_parser("create", help="create a user and print its first token once",
-                                      description="Create a user and print a token for it, once.")
+    create = user_commands.add_parser(
+        "create",
+        help="create a user and print its first token once",
+        description="Create a user and print a token for it, once.",
+    )
     create.add_argument("name", help="username: a-z, 0-9, '.', '_', '-'")
     role = create.add_mutually_exclusive_group()
     role.add_argument("--admin", action="store_true", help="give the user the admin role")
@@ -150,8 +165,17 @@ def _serve_http(settings: Settings, *, run_workers: bool) -> int:
     )
     log.info("http_starting", url=f"http://{settings.host}:{settings.port}", workers_in_process=run_workers)
     server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # handler that was installed before it. Make that one a no-op, so that a clean stop
+    # exits 0 instead of dying by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _ignore_signal)
     server.run()
     return 0 if server.started else 1
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    log.info("http_stopped", signal=signal.Signals(signum).name)
 
 
 def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -164,11 +188,13 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with build(settings) as container:
-            broker = container.backends["broker"]
+            broker = container.broker
             if not broker.shared_between_processes:
                 raise ConfigError(
                     "memory:// cannot be shared between processes; use `studio9 serve` (edge) or set "
-                    "a shared broker such as amqp://", setting="STUDIO9_BROKER_URL")
+                    "a shared broker such as amqp://",
+                    setting="STUDIO9_BROKER_URL",
+                )
             workers = WorkerThreads(broker.dramatiq_broker, settings.worker_threads)
             await asyncio.to_thread(workers.start)
             try:

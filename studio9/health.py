@@ -35,8 +35,12 @@ async def check_backends(backends: Mapping[str, Backend], *, timeout: float) -> 
             error = f"no answer within {timeout:g}s"
         except BackendUnavailable as exc:
             error = redact(exc.message)
-        results[name] = BackendHealth(name=name, up=error is None, error=error,
-                                      latency_ms=round((time.perf_counter() - started) * 1000, 2))
+        results[name] = BackendHealth(
+            name=name,
+            up=error is None,
+            error=error,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
 
     async with anyio.create_task_group() as group:
         for name, backend in backends.items():

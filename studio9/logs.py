@@ -19,9 +19,14 @@ from structlog.typing import EventDict, Processor
 
 from studio9.config.urls import redact
 
-_NOISY_LOGGERS = {"uvicorn.access": logging.WARNING, "aiosqlite": logging.WARNING, "pika": logging.WARNING,
-                  "sqlalchemy.engine": logging.WARNING, "botocore": logging.WARNING,
-                  "alembic.runtime.plugins": logging.WARNING}
+_NOISY_LOGGERS = {
+    "uvicorn.access": logging.WARNING,
+    "aiosqlite": logging.WARNING,
+    "pika": logging.WARNING,
+    "sqlalchemy.engine": logging.WARNING,
+    "botocore": logging.WARNING,
+    "alembic.runtime.plugins": logging.WARNING,
+}
 
 
 def _redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -60,7 +65,9 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     stream = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
     shared = _shared_processors()

@@ -32,7 +32,7 @@ class RabbitmqBroker:
         parameters.socket_timeout = options.timeout
         parameters.blocked_connection_timeout = options.timeout
         parameters.connection_attempts = 1
-        broker = DramatiqRabbitmqBroker(parameters=parameters, confirm_delivery=True)
+        broker = DramatiqRabbitmqBroker(url=url.secret(), confirm_delivery=True)
         return cls(broker, parameters=parameters)
 
     async def ping(self) -> None:

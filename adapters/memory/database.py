@@ -61,10 +61,14 @@ class InMemoryUserStore:
             for token_id in [t.id for t in self._t.tokens.values() if t.user_id == user_id]:
                 del self._t.tokens[token_id]
 
-    async def set_login_state(self, user_id: str, *, failed_logins: int, locked_until: datetime | None) -> None:
+    async def set_login_state(
+        self, user_id: str, *, failed_logins: int, locked_until: datetime | None
+    ) -> None:
         with self._t.lock:
             if user := self._t.users.get(user_id):
-                self._t.users[user_id] = attrs.evolve(user, failed_logins=failed_logins, locked_until=locked_until)
+                self._t.users[user_id] = attrs.evolve(
+                    user, failed_logins=failed_logins, locked_until=locked_until
+                )
 
     async def count(self) -> int:
         with self._t.lock:
@@ -94,8 +98,9 @@ class InMemoryTokenStore:
 
     async def list_for_user(self, user_id: str) -> Sequence[ApiToken]:
         with self._t.lock:
-            return sorted((t for t in self._t.tokens.values() if t.user_id == user_id),
-                          key=lambda t: t.id, reverse=True)
+            return sorted(
+                (t for t in self._t.tokens.values() if t.user_id == user_id), key=lambda t: t.id, reverse=True
+            )
 
     async def revoke(self, token_id: str, at: datetime) -> None:
         with self._t.lock:

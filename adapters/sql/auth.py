@@ -54,7 +54,9 @@ class SqlUserStore:
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise UserNotFound(user_id)
 
-    async def set_login_state(self, user_id: str, *, failed_logins: int, locked_until: datetime | None) -> None:
+    async def set_login_state(
+        self, user_id: str, *, failed_logins: int, locked_until: datetime | None
+    ) -> None:
         async with self._sessions.begin() as session:
             await session.execute(
                 sa.update(UserRow)
@@ -74,9 +76,15 @@ class SqlTokenStore:
     async def add(self, token: ApiToken) -> None:
         async with self._sessions.begin() as session:
             session.add(
-                ApiTokenRow(id=token.id, user_id=token.user_id, token_hash=token.token_hash, name=token.name,
-                            created_at=token.created_at, expires_at=token.expires_at,
-                            revoked_at=token.revoked_at)
+                ApiTokenRow(
+                    id=token.id,
+                    user_id=token.user_id,
+                    token_hash=token.token_hash,
+                    name=token.name,
+                    created_at=token.created_at,
+                    expires_at=token.expires_at,
+                    revoked_at=token.revoked_at,
+                )
             )
 
     async def find(self, token_hash: str) -> tuple[ApiToken, User] | None:
@@ -111,15 +119,36 @@ class SqlTokenStore:
 
 
 def _user_row(user: User) -> UserRow:
-    return UserRow(id=user.id, username=user.username, role=user.role.value, password_hash=user.password_hash,
-                   failed_logins=user.failed_logins, locked_until=user.locked_until, created_at=user.created_at)
+    return UserRow(
+        id=user.id,
+        username=user.username,
+        role=user.role.value,
+        password_hash=user.password_hash,
+        failed_logins=user.failed_logins,
+        locked_until=user.locked_until,
+        created_at=user.created_at,
+    )
 
 
 def _user(row: UserRow) -> User:
-    return User(id=row.id, username=row.username, role=Role(row.role), created_at=row.created_at,
-                password_hash=row.password_hash, failed_logins=row.failed_logins, locked_until=row.locked_until)
+    return User(
+        id=row.id,
+        username=row.username,
+        role=Role(row.role),
+        created_at=row.created_at,
+        password_hash=row.password_hash,
+        failed_logins=row.failed_logins,
+        locked_until=row.locked_until,
+    )
 
 
 def _token(row: ApiTokenRow) -> ApiToken:
-    return ApiToken(id=row.id, user_id=row.user_id, token_hash=row.token_hash, created_at=row.created_at,
-                    expires_at=row.expires_at, revoked_at=row.revoked_at, name=row.name)
+    return ApiToken(
+        id=row.id,
+        user_id=row.user_id,
+        token_hash=row.token_hash,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        name=row.name,
+    )

@@ -24,7 +24,9 @@ class SqlSearchIndex:
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
         if options.database is None or not hasattr(options.database, "engine"):
-            raise ConfigError("sql:// needs an SQL database in STUDIO9_DATABASE_URL", setting="STUDIO9_INDEX_URL")
+            raise ConfigError(
+                "sql:// needs an SQL database in STUDIO9_DATABASE_URL", setting="STUDIO9_INDEX_URL"
+            )
         return cls(options.database)
 
     async def ping(self) -> None:

@@ -29,7 +29,7 @@ def sync_url(url: AdapterURL) -> str:
         path = sa.engine.make_url(driver_url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return "sqlite+pysqlite" + driver_url[len("sqlite+aiosqlite"):]
+        return "sqlite+pysqlite" + driver_url[len("sqlite+aiosqlite") :]
     return driver_url
 
 
@@ -55,7 +55,8 @@ def run(url: AdapterURL, *, revision: str = "head", downgrade: bool = False) -> 
             else:
                 command.upgrade(config, revision)
     except SQLAlchemyError as exc:
-        raise ConfigError(f"migration failed on {url}: {redact(str(exc.orig or exc)).splitlines()[0]}",
-                          setting=SETTING) from None
+        raise ConfigError(
+            f"migration failed on {url}: {redact(str(getattr(exc, "orig", None) or exc)).splitlines()[0]}", setting=SETTING
+        ) from None
     finally:
         engine.dispose()

@@ -46,9 +46,13 @@ def create_app(settings: Settings, *, run_workers: bool = False, first_admin: bo
             app.state.container = container
             if first_admin and (token := await container.auth.ensure_first_admin()):
                 path = write_admin_token(settings.data_dir, token.secret)
-                log.warning("admin_token_written", path=str(path), token_id=token.id,
-                            hint="read it once, then keep it somewhere safe")
-            workers = WorkerThreads(container.backends["broker"].dramatiq_broker, settings.worker_threads)
+                log.warning(
+                    "admin_token_written",
+                    path=str(path),
+                    token_id=token.id,
+                    hint="read it once, then keep it somewhere safe",
+                )
+            workers = WorkerThreads(container.broker.dramatiq_broker, settings.worker_threads)
             if run_workers:
                 await anyio.to_thread.run_sync(workers.start)
             try:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import structlog
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from studio9.api.problems import status_for
@@ -24,7 +25,7 @@ _QUIET_PATHS = frozenset({"/health"})
 
 def request_context(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         request_id = _incoming_id(scope) or new_id()
@@ -50,8 +51,13 @@ def request_context(app: ASGIApp) -> ASGIApp:
             finally:
                 path = scope["path"]
                 if path not in _QUIET_PATHS or status >= 400:
-                    log.info("request_finished", method=scope["method"], path=path, status=status,
-                             duration_ms=round((time.perf_counter() - started) * 1000, 2))
+                    log.info(
+                        "request_finished",
+                        method=scope["method"],
+                        path=path,
+                        status=status,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    )
 
     return middleware
 

@@ -115,8 +115,11 @@ def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response
     headers = dict(exc.headers or {})
     if exc.status_code == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="studio9"')
-    detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else _DEFAULT_DETAIL.get(
-        exc.status_code, exc.detail)
+    detail = (
+        exc.detail
+        if exc.detail != HTTPStatus(exc.status_code).phrase
+        else _DEFAULT_DETAIL.get(exc.status_code, exc.detail)
+    )
     return problem(request, exc.status_code, detail, headers=headers)
 
 
@@ -127,7 +130,9 @@ _DEFAULT_DETAIL = {
 }
 
 
-def _validation_problem(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+def _validation_problem(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
     entries = exc.extra if isinstance(exc.extra, list) else []
     errors = [
         {"field": _field_name(e), "message": str(e.get("message")), "source": _source(e)}
@@ -136,13 +141,15 @@ def _validation_problem(request: Request[Any, Any, Any], exc: ValidationExceptio
     ]
     if not errors:
         # Litestar raises a keyless validation error when the body cannot be decoded at all.
-        return problem(request, 400, "request body is not valid JSON" if _is_decode_error(exc) else exc.detail)
+        return problem(
+            request, 400, "request body is not valid JSON" if _is_decode_error(exc) else exc.detail
+        )
     fields = ", ".join(sorted({e["field"] for e in errors}))
     return problem(request, 422, f"invalid value for {fields}", errors=errors)
 
 
 _MSGSPEC_PATH = re.compile(r"at `\$\.?([^`]*)`")
-_MSGSPEC_MISSING = re.compile(r"missing required field `([^`]+)`")
+_MSGSPEC_MISSING = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
 
 
 def _field_name(entry: dict[str, Any]) -> str:

@@ -27,7 +27,9 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
     def __init__(self, app: ASGIApp) -> None:
         super().__init__(app, exclude=list(PUBLIC_PATHS))
 
-    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
         if connection.scope["path"] == LOGIN_PATH and connection.scope.get("method") == "POST":
             return AuthenticationResult(user=None, auth=None)
         header = connection.headers.get("authorization", "")

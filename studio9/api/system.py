@@ -52,7 +52,9 @@ async def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
     body = HealthOut(
         status="ok" if healthy else "degraded",
         # Public route: say which backend is down, not where it lives or why.
-        backends={c.name: BackendOut(status="up" if c.up else "down", latency_ms=c.latency_ms) for c in checks},
+        backends={
+            c.name: BackendOut(status="up" if c.up else "down", latency_ms=c.latency_ms) for c in checks
+        },
     )
     return Response(body, status_code=200 if healthy else 503)
 
@@ -74,12 +76,21 @@ async def status(request: Request[Any, Any, Any], principal: NamedDependency[Pri
         build=container.settings.build,
         uptime_seconds=round(time.monotonic() - container.started_at, 3),
         backends={
-            c.name: BackendOut(status="up" if c.up else "down", latency_ms=c.latency_ms, error=c.error,
-                               url=str(AdapterURL.parse(urls[_URL_FIELD[c.name]])))
+            c.name: BackendOut(
+                status="up" if c.up else "down",
+                latency_ms=c.latency_ms,
+                error=c.error,
+                url=str(AdapterURL.parse(urls[_URL_FIELD[c.name]])),
+            )
             for c in checks
         },
     )
 
 
-_URL_FIELD = {"database": "database_url", "broker": "broker_url", "index": "index_url", "blobs": "blob_url",
-              "sink": "sink_url"}
+_URL_FIELD = {
+    "database": "database_url",
+    "broker": "broker_url",
+    "index": "index_url",
+    "blobs": "blob_url",
+    "sink": "sink_url",
+}

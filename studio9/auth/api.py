@@ -6,7 +6,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from studio9.auth.domain import ApiToken, IssuedToken, Principal, Role, User
 from studio9.auth.service import AuthService
@@ -37,8 +37,13 @@ class TokenInfoOut(msgspec.Struct):
 
     @classmethod
     def from_domain(cls, token: ApiToken) -> "TokenInfoOut":
-        return cls(id=token.id, name=token.name, created_at=token.created_at, expires_at=token.expires_at,
-                   revoked_at=token.revoked_at)
+        return cls(
+            id=token.id,
+            name=token.name,
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            revoked_at=token.revoked_at,
+        )
 
 
 class TokenListOut(msgspec.Struct):
@@ -68,8 +73,13 @@ class UserOut(msgspec.Struct):
 
     @classmethod
     def from_domain(cls, user: User) -> "UserOut":
-        return cls(id=user.id, username=user.username, role=user.role.value, created_at=user.created_at,
-                   has_password=user.password_hash is not None)
+        return cls(
+            id=user.id,
+            username=user.username,
+            role=user.role.value,
+            created_at=user.created_at,
+            has_password=user.password_hash is not None,
+        )
 
 
 class CreatedUserOut(msgspec.Struct):
@@ -87,25 +97,35 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/tokens", operation_id="CreateToken", status_code=201, security=[])
-    async def login(self, data: LoginIn, auth_service: NamedDependency[AuthService]) -> TokenOut:
+    async def login(self, data: JSONBody[LoginIn], auth_service: NamedDependency[AuthService]) -> TokenOut:
         """Trade a username and password for a new API token (shown once)."""
         return TokenOut.from_domain(await auth_service.login(data.username, data.password))
 
     @get("/me", operation_id="GetMe")
     async def me(self, principal: NamedDependency[Principal]) -> MeOut:
         """Who the presented token belongs to."""
-        return MeOut(id=principal.user_id, username=principal.username, role=principal.role.value,
-                     token_id=principal.token_id, token_expires_at=principal.token_expires_at)
+        return MeOut(
+            id=principal.user_id,
+            username=principal.username,
+            role=principal.role.value,
+            token_id=principal.token_id,
+            token_expires_at=principal.token_expires_at,
+        )
 
     @get("/tokens", operation_id="ListTokens")
-    async def list_tokens(self, principal: NamedDependency[Principal],
-                          auth_service: NamedDependency[AuthService]) -> TokenListOut:
+    async def list_tokens(
+        self, principal: NamedDependency[Principal], auth_service: NamedDependency[AuthService]
+    ) -> TokenListOut:
         """The caller's tokens, newest first, without their secrets."""
         return TokenListOut([TokenInfoOut.from_domain(t) for t in await auth_service.list_tokens(principal)])
 
     @delete("/tokens/{token_id:str}", operation_id="RevokeToken", status_code=204)
-    async def revoke(self, token_id: str, principal: NamedDependency[Principal],
-                     auth_service: NamedDependency[AuthService]) -> None:
+    async def revoke(
+        self,
+        token_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        auth_service: NamedDependency[AuthService],
+    ) -> None:
         """Revoke a token at once. Admins may revoke anyone's."""
         await auth_service.revoke_token(principal, token_id)
 
@@ -115,11 +135,16 @@ class UserController(Controller):
     tags = ["auth"]
 
     @post("/", operation_id="CreateUser", status_code=201)
-    async def create(self, data: UserIn, principal: NamedDependency[Principal],
-                     auth_service: NamedDependency[AuthService]) -> CreatedUserOut:
+    async def create(
+        self,
+        data: JSONBody[UserIn],
+        principal: NamedDependency[Principal],
+        auth_service: NamedDependency[AuthService],
+    ) -> CreatedUserOut:
         """Create a user (admin only) and a first token for it, shown once."""
-        user, token = await auth_service.create_user(principal, data.username, role=data.role,
-                                                     password=data.password)
+        user, token = await auth_service.create_user(
+            principal, data.username, role=data.role, password=data.password
+        )
         return CreatedUserOut(user=UserOut.from_domain(user), token=TokenOut.from_domain(token))
 
     @get("/", operation_id="ListUsers")
@@ -127,23 +152,32 @@ class UserController(Controller):
         self,
         principal: NamedDependency[Principal],
         auth_service: NamedDependency[AuthService],
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-        cursor: str | None = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        cursor: FromQuery[str | None] = None,
     ) -> UserListOut:
         """Users ordered by id (admin only); pass ``next_cursor`` back as ``cursor``."""
         users = await auth_service.list_users(principal, limit=limit + 1, after=cursor)
         page = list(users[:limit])
-        return UserListOut([UserOut.from_domain(u) for u in page],
-                           next_cursor=page[-1].id if len(users) > limit else None)
+        return UserListOut(
+            [UserOut.from_domain(u) for u in page], next_cursor=page[-1].id if len(users) > limit else None
+        )
 
     @get("/{user_id:str}", operation_id="GetUser")
-    async def get_user(self, user_id: str, principal: NamedDependency[Principal],
-                       auth_service: NamedDependency[AuthService]) -> UserOut:
+    async def get_user(
+        self,
+        user_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        auth_service: NamedDependency[AuthService],
+    ) -> UserOut:
         """One user (admin only)."""
         return UserOut.from_domain(await auth_service.get_user(principal, user_id))
 
     @delete("/{user_id:str}", operation_id="DeleteUser", status_code=204)
-    async def delete_user(self, user_id: str, principal: NamedDependency[Principal],
-                          auth_service: NamedDependency[AuthService]) -> None:
+    async def delete_user(
+        self,
+        user_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        auth_service: NamedDependency[AuthService],
+    ) -> None:
         """Delete a user and revoke all of their tokens (admin only)."""
         await auth_service.delete_user(principal, user_id)

@@ -10,25 +10,27 @@ from __future__ import annotations
 import anyio.to_thread
 import argon2
 
-_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-# Verified against when the username is unknown or has no password, so that the
-# answer takes the same time whether or not the user exists.
-_DUMMY_HASH = _HASHER.hash("studio9-timing-equaliser")
 
+class Argon2PasswordHasher:
+    """The ``PasswordHasher`` Studio9 uses."""
 
-async def hash_password(password: str) -> str:
-    """The argon2id encoding of ``password`` (salt and parameters included)."""
-    return await anyio.to_thread.run_sync(_HASHER.hash, password)
+    def __init__(self, *, time_cost: int = 2, memory_kib: int = 19 * 1024, parallelism: int = 1) -> None:
+        self._hasher = argon2.PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
+        )
+        # Verified against when there is no real hash (unknown user, service account), so
+        # that the answer takes the same time whether or not the user exists.
+        self._dummy_hash = self._hasher.hash("studio9-timing-equaliser")
 
+    async def hash(self, password: str) -> str:
+        return str(await anyio.to_thread.run_sync(self._hasher.hash, password))
 
-async def verify_password(encoded: str | None, password: str) -> bool:
-    """Whether ``password`` matches ``encoded``; costs the same when ``encoded`` is None."""
-    return await anyio.to_thread.run_sync(_verify, encoded, password)
+    async def verify(self, encoded: str | None, password: str) -> bool:
+        return await anyio.to_thread.run_sync(self._verify, encoded, password)
 
-
-def _verify(encoded: str | None, password: str) -> bool:
-    try:
-        _HASHER.verify(encoded or _DUMMY_HASH, password)
-    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
-        return False
-    return encoded is not None
+    def _verify(self, encoded: str | None, password: str) -> bool:
+        try:
+            self._hasher.verify(encoded or self._dummy_hash, password)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
+        return encoded is not None

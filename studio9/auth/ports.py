@@ -31,7 +31,9 @@ class UserStore(Protocol):
     async def delete(self, user_id: str) -> None:
         """Delete the user and every token of theirs. Raises UserNotFound."""
 
-    async def set_login_state(self, user_id: str, *, failed_logins: int, locked_until: datetime | None) -> None:
+    async def set_login_state(
+        self, user_id: str, *, failed_logins: int, locked_until: datetime | None
+    ) -> None:
         """Record the outcome of a login attempt (failure count and lock)."""
 
     async def count(self) -> int:
@@ -55,3 +57,13 @@ class TokenStore(Protocol):
 
     async def revoke(self, token_id: str, at: datetime) -> None:
         """Mark the token revoked (idempotent: an earlier revocation time is kept). Raises TokenNotFound."""
+
+
+class PasswordHasher(Protocol):
+    """A memory-hard password KDF."""
+
+    async def hash(self, password: str) -> str:
+        """The encoded hash, salt and parameters included."""
+
+    async def verify(self, encoded: str | None, password: str) -> bool:
+        """Whether ``password`` matches; with ``encoded`` None, do the same work and return False."""

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import structlog
 
-from studio9.auth import passwords
 from studio9.auth.domain import (
     ApiToken,
     IssuedToken,
@@ -24,13 +23,14 @@ from studio9.auth.domain import (
     check_password,
     check_username,
 )
-from studio9.auth.ports import TokenStore, UserStore
+from studio9.auth.passwords import Argon2PasswordHasher
+from studio9.auth.ports import PasswordHasher, TokenStore, UserStore
 from studio9.errors import Conflict, PermissionDenied, RateLimited, Unauthenticated
 from studio9.ids import new_id
 
 log = structlog.get_logger()
 
-TOKEN_PREFIX = "s9_"
+TOKEN_PREFIX = "s9_"  # noqa: S105 - a visible marker that makes leaked tokens easy to scan for
 FIRST_ADMIN = "admin"
 _CACHE_MAX_ENTRIES = 10_000
 
@@ -90,6 +90,7 @@ class AuthService:
     users: UserStore
     tokens: TokenStore
     policy: AuthPolicy = AuthPolicy()
+    hasher: PasswordHasher = attrs.field(factory=Argon2PasswordHasher)
     clock: Callable[[], datetime] = utcnow
     _cache: _PrincipalCache = attrs.field(init=False)
 
@@ -110,12 +111,14 @@ class AuthService:
             RateLimited: the user is locked after too many failures.
         """
         user = await self._find_user(username)
-        matches = await passwords.verify_password(user.password_hash if user else None, password)
+        matches = await self.hasher.verify(user.password_hash if user else None, password)
         now = self.clock()
         if user is not None and user.locked_until is not None and user.locked_until > now:
             log.warning("login_refused_locked", user_id=user.id)
-            raise RateLimited("too many failed logins; try again later",
-                              retry_after=max(1, int((user.locked_until - now).total_seconds())))
+            raise RateLimited(
+                "too many failed logins; try again later",
+                retry_after=max(1, int((user.locked_until - now).total_seconds())),
+            )
         if user is None or not matches:
             if user is not None:
                 await self._record_failure(user, now)
@@ -130,8 +133,14 @@ class AuthService:
         """A new random token for ``user``; its secret is in the result and nowhere else."""
         now = self.clock()
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = ApiToken(id=new_id(), user_id=user.id, token_hash=hash_token(secret), created_at=now,
-                         expires_at=now + self.policy.token_ttl, name=name)
+        token = ApiToken(
+            id=new_id(),
+            user_id=user.id,
+            token_hash=hash_token(secret),
+            created_at=now,
+            expires_at=now + self.policy.token_ttl,
+            name=name,
+        )
         await self.tokens.add(token)
         log.info("token_issued", user_id=user.id, token_id=token.id)
         return IssuedToken(id=token.id, secret=secret, expires_at=token.expires_at)
@@ -147,8 +156,13 @@ class AuthService:
         if found is None or not found[0].is_active(now):
             raise Unauthenticated("invalid, expired or revoked token")
         token, user = found
-        principal = Principal(user_id=user.id, username=user.username, role=user.role,
-                              token_id=token.id, token_expires_at=token.expires_at)
+        principal = Principal(
+            user_id=user.id,
+            username=user.username,
+            role=user.role,
+            token_id=token.id,
+            token_expires_at=token.expires_at,
+        )
         self._cache.put(key, principal)
         return principal
 
@@ -166,8 +180,9 @@ class AuthService:
 
     # -- users ---------------------------------------------------------------------------
 
-    async def create_user(self, actor: Principal | None, username: str, *, role: Role = Role.USER,
-                          password: str | None = None) -> tuple[User, IssuedToken]:
+    async def create_user(
+        self, actor: Principal | None, username: str, *, role: Role = Role.USER, password: str | None = None
+    ) -> tuple[User, IssuedToken]:
         """Create a user and a first token for it. ``actor`` None means the local operator (CLI)."""
         if actor is not None:
             require_admin(actor)
@@ -176,7 +191,7 @@ class AuthService:
             if role is Role.SERVICE:
                 raise Conflict("service accounts authenticate with tokens only", field="password")
             check_password(password)
-        encoded = await passwords.hash_password(password) if password is not None else None
+        encoded = await self.hasher.hash(password) if password is not None else None
         user = User(id=new_id(), username=username, role=role, created_at=self.clock(), password_hash=encoded)
         await self.users.add(user)
         log.info("user_created", user_id=user.id, role=role.value, by=actor.user_id if actor else "cli")
@@ -223,8 +238,9 @@ class AuthService:
     async def _record_failure(self, user: User, now: datetime) -> None:
         failures = user.failed_logins + 1
         locked_until = now + self.policy.lockout if failures >= self.policy.max_failures else None
-        await self.users.set_login_state(user.id, failed_logins=0 if locked_until else failures,
-                                         locked_until=locked_until)
+        await self.users.set_login_state(
+            user.id, failed_logins=0 if locked_until else failures, locked_until=locked_until
+        )
         if locked_until:
             log.warning("user_locked", user_id=user.id, until=locked_until.isoformat())
 

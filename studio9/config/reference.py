@@ -20,8 +20,10 @@ END = "<!-- settings-reference:end -->"
 def markdown_table() -> str:
     """One row per setting: env var, default, meaning."""
     rows = ["| env var | default | meaning |", "|---|---|---|"]
-    rows.append(f"| `{CONFIG_FILE_VAR}` | (none) | Optional TOML file with the settings below as lowercase keys"
-                 " (`port = 9000`); environment variables win over it. |")
+    rows.append(
+        f"| `{CONFIG_FILE_VAR}` | (none) | Optional TOML file with the settings below as lowercase keys"
+        " (`port = 9000`); environment variables win over it. |"
+    )
     for field in attrs.fields(Settings):
         shown = field.metadata.get("shown_default")
         default = shown if shown is not None else str(field.default)

@@ -37,7 +37,9 @@ def _setting(default: Any, doc: str, *, shown_default: str | None = None, **kwar
 
 
 def _under_data_dir(template: str) -> Any:
-    return attrs.Factory(lambda self: template.format(data_dir=Path(self.data_dir).absolute()), takes_self=True)
+    return attrs.Factory(
+        lambda self: template.format(data_dir=Path(self.data_dir).absolute()), takes_self=True
+    )
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -81,7 +83,8 @@ class Settings:
     )
     broker_url: str = _setting(
         "memory://",
-        "Job delivery broker: `memory://` (in-process, edge) or `amqp://user:pass@host:5672/vhost` (RabbitMQ).",
+        "Job delivery broker: `memory://` (in-process, edge) or"
+        " `amqp://user:pass@host:5672/vhost` (RabbitMQ).",
         repr=redact,
     )
     index_url: str = _setting(
@@ -101,8 +104,12 @@ class Settings:
         shown_default="sqlite:///<data dir>/predictions.db",
         repr=redact,
     )
-    log_level: str = _setting("info", "Least severe log level written: " + ", ".join(LOG_LEVELS) + ".",
-                              validator=_one_of(*LOG_LEVELS), converter=str.lower)
+    log_level: str = _setting(
+        "info",
+        "Least severe log level written: " + ", ".join(LOG_LEVELS) + ".",
+        validator=_one_of(*LOG_LEVELS),
+        converter=str.lower,
+    )
     log_format: str = _setting(
         "auto",
         "`json`, `console`, or `auto` (console on a terminal, JSON otherwise).",
@@ -112,13 +119,16 @@ class Settings:
     build: str = _setting("dev", "Build identifier reported by `GET /about` (set by the image build).")
     token_ttl_days: int = _setting(30, "Lifetime of a new API token, in days.", validator=_positive)
     login_max_failures: int = _setting(
-        5, "Wrong passwords in a row after which a user's logins are refused for a while.", validator=_positive
+        5,
+        "Wrong passwords in a row after which a user's logins are refused for a while.",
+        validator=_positive,
     )
     login_lockout_seconds: int = _setting(
         300, "How long logins stay refused after too many wrong passwords.", validator=_positive
     )
     max_body_bytes: int = _setting(
-        1_048_576, "Largest JSON request body accepted, in bytes (uploads have their own limit).",
+        1_048_576,
+        "Largest JSON request body accepted, in bytes (uploads have their own limit).",
         validator=_positive,
     )
     backend_timeout: float = _setting(
@@ -151,7 +161,11 @@ class Settings:
             values.update(_read_toml(Path(config_file)))
         known = {env_name(f.name): f.name for f in attrs.fields(cls)}
         for var, raw in env.items():
-            if not var.startswith(ENV_PREFIX) or var in NON_SETTING_VARS or var.startswith(NON_SETTING_PREFIXES):
+            if (
+                not var.startswith(ENV_PREFIX)
+                or var in NON_SETTING_VARS
+                or var.startswith(NON_SETTING_PREFIXES)
+            ):
                 continue
             if var not in known:
                 hint = difflib.get_close_matches(var, known, n=1)
@@ -198,7 +212,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", setting=CONFIG_FILE_VAR) from None
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}", setting=CONFIG_FILE_VAR
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}", setting=CONFIG_FILE_VAR) from None
     names = {f.name for f in attrs.fields(Settings)}

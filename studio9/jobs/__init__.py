@@ -1,0 +1,4 @@
+"""Jobs (the original ORION + CORTEX): submission, dispatch, supervision, workers.
+
+Built by the job-core issue.
+"""

@@ -1,0 +1,4 @@
+"""Metadata (the original ARIES): searchable documents about jobs, results and assets.
+
+Built by the job-core issue.
+"""

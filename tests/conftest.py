@@ -1,0 +1,71 @@
+"""Shared fixtures: settings for each backend, a running app, and real databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from studio9.api import create_app
+from studio9.config import Settings
+from tests.services import POSTGRES_ADMIN_URL, require
+
+
+def memory_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings whose every backend is in memory (the data dir only receives the admin token)."""
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "database_url": "memory://",
+        "index_url": "memory://",
+        "blob_url": "memory://",
+        "sink_url": "memory://",
+        "auth_cache_seconds": 0.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return memory_settings(tmp_path)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin_token(client: AsyncTestClient[Litestar], settings: Settings) -> str:
+    return (settings.data_dir / "admin-token").read_text().strip()
+
+
+@pytest.fixture
+def admin_headers(admin_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {admin_token}"}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    return require("PostgreSQL", POSTGRES_ADMIN_URL)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"studio9_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = postgres_server.rpartition("/")
+    try:
+        yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
