@@ -54,13 +54,17 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str = "info", fmt: str = "auto", stream: TextIO | None = None, *, cache: bool = True
+) -> None:
     """Configure structlog and the stdlib root logger once per process.
 
     Args:
         level: least severe level written (debug, info, warning, error).
         fmt: ``json``, ``console`` or ``auto`` (console when ``stream`` is a TTY).
         stream: where lines go; standard error by default.
+        cache: let loggers cache their configuration on first use (off in tests that
+            reconfigure logging).
     """
     stream = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
@@ -75,7 +79,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
     if as_json:

@@ -55,8 +55,7 @@ def run(url: AdapterURL, *, revision: str = "head", downgrade: bool = False) -> 
             else:
                 command.upgrade(config, revision)
     except SQLAlchemyError as exc:
-        raise ConfigError(
-            f"migration failed on {url}: {redact(str(getattr(exc, "orig", None) or exc)).splitlines()[0]}", setting=SETTING
-        ) from None
+        reason = redact(str(getattr(exc, "orig", None) or exc)).splitlines()[0]
+        raise ConfigError(f"migration failed on {url}: {reason}", setting=SETTING) from None
     finally:
         engine.dispose()

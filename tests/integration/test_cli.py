@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,23 @@ def test_migrate_then_downgrade(tmp_path: Path) -> None:
     assert run_cli("migrate", env=env).returncode == 0
     assert run_cli("migrate", "--downgrade", "--revision", "base", env=env).returncode == 0
     assert (tmp_path / "data" / "studio9.db").exists()
+
+
+def test_a_cloud_scheme_without_its_extra_exits_2_naming_the_dependency(tmp_path: Path) -> None:
+    """The edge install has no pika: simulate it by hiding the module from the import system."""
+    script = (
+        "import sys, importlib.abc\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'pika' or name.startswith('pika.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "from studio9.cli import main\n"
+        "sys.exit(main(['api']))\n"
+    )
+    env = _memory(tmp_path, STUDIO9_BROKER_URL="amqp://guest:guest@127.0.0.1:5672/")
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert "studio9: error: STUDIO9_BROKER_URL: amqp:// needs the optional dependency 'pika'" in result.stderr
