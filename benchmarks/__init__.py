@@ -1,0 +1,1 @@
+"""Performance benchmarks; each module runs on its own (see README.md)."""

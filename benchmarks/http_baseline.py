@@ -177,8 +177,8 @@ def start_bare(stack: contextlib.ExitStack, workdir: Path) -> Target:
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def run_wrk(target: Target, duration: float, connections: int, threads: int, workdir: Path) -> Result:
-    cmd = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration:g}s", "--latency",
+def run_wrk(target: Target, duration: int, connections: int, threads: int, workdir: Path) -> Result:
+    cmd = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s", "--latency",
            f"--timeout={REQUEST_TIMEOUT_S:g}s"]
     if target.token_file is not None:
         script = workdir / "auth.lua"
@@ -235,7 +235,7 @@ def percentile_ms(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000 if ordered else 0.0
 
 
-async def python_load(target: Target, duration: float, connections: int) -> Result:
+async def python_load(target: Target, duration: int, connections: int) -> Result:
     url = urllib.parse.urlsplit(target.url)
     lines = [f"GET {url.path} HTTP/1.1", f"Host: {url.netloc}", "Connection: keep-alive",
              *(f"{k}: {v}" for k, v in target.headers().items())]
@@ -252,7 +252,7 @@ async def python_load(target: Target, duration: float, connections: int) -> Resu
 
 
 # -- main ----------------------------------------------------------------------------------
-def measure(target: Target, args: argparse.Namespace, duration: float, workdir: Path) -> Result:
+def measure(target: Target, args: argparse.Namespace, duration: int, workdir: Path) -> Result:
     if args.load_generator == "wrk":
         return run_wrk(target, duration, args.connections, args.threads, workdir)
     return asyncio.run(python_load(target, duration, args.connections))
@@ -260,10 +260,10 @@ def measure(target: Target, args: argparse.Namespace, duration: float, workdir: 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per target (default 10)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per target (default 10)")
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections (default 64)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per target (default 2)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per target (default 2)")
     parser.add_argument("--load-generator", choices=("auto", "wrk", "python"), default="auto",
                         help="auto: wrk when on PATH, else the asyncio client")
     args = parser.parse_args()
@@ -283,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
             if args.warmup:
                 measure(target, args, args.warmup, workdir)
         results = {t.name: measure(t, args, args.duration, workdir) for t in targets}
-    print(f"load_generator={args.load_generator} connections={args.connections} duration_s={args.duration:g}")
+    print(f"load_generator={args.load_generator} connections={args.connections} duration_s={args.duration}")
     for name, result in results.items():
         print(result.line(name))
     ratio = results["studio9_auth_me"].rps / results["bare_litestar"].rps

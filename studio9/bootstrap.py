@@ -8,6 +8,7 @@ everything in reverse order on exit.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import os
@@ -27,7 +28,18 @@ from studio9.backends import AdapterOptions, Backend
 from studio9.config.settings import Settings
 from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
+from studio9.files.ports import BlobStore
+from studio9.files.service import FileService
+from studio9.jobs.builtin import builtin_registry
+from studio9.jobs.ports import JobHistory, JobStore
+from studio9.jobs.runtime import JobRuntime
+from studio9.jobs.search import JobIndexer, JobSearch
+from studio9.jobs.service import JobPolicy, JobService
+from studio9.jobs.supervisor import Supervisor
+from studio9.jobs.tasks import declare_job_actor
+from studio9.messaging.dispatch import DramatiqJobQueue
 from studio9.messaging.ports import JobBroker
+from studio9.metadata.ports import SearchIndex
 
 log = structlog.get_logger()
 
@@ -45,11 +57,11 @@ BROKERS: Final = {
     "amqps": "adapters.broker.rabbitmq:RabbitmqBroker",
 }
 INDEXES: Final = {
-    "memory": "adapters.memory.backends:InMemoryBackend",
+    "memory": "adapters.memory.search:InMemorySearchIndex",
     "sql": "adapters.sql.index:SqlSearchIndex",
 }
 BLOB_STORES: Final = {
-    "memory": "adapters.memory.backends:InMemoryBackend",
+    "memory": "adapters.memory.blobs:InMemoryBlobStore",
     "file": "adapters.blob.file:FileBlobStore",
 }
 SINKS: Final = {
@@ -124,6 +136,12 @@ class Container:
     backends: Mapping[str, Backend]
     broker: JobBroker
     auth: AuthService
+    files: FileService
+    jobs: JobService
+    runtime: JobRuntime
+    supervisor: Supervisor
+    indexer: JobIndexer
+    job_search: JobSearch
     started_at: float = attrs.field(factory=time.monotonic)
 
 
@@ -162,9 +180,50 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             "backends_opened", **{name: _scheme(settings, field) for name, (_, field) in BACKENDS.items()}
         )
         broker: JobBroker = opened["broker"]
+        blobs: BlobStore = opened["blobs"]
+        index: SearchIndex = opened["index"]
+        files = FileService(blobs, database.files, max_upload_bytes=settings.max_upload_bytes)
+        jobs, runtime = _job_core(settings, database, broker, blobs, files)
         yield Container(
-            settings=settings, backends=opened, broker=broker, auth=AuthService(users, tokens, policy)
+            settings=settings,
+            backends=opened,
+            broker=broker,
+            auth=AuthService(users, tokens, policy),
+            files=files,
+            jobs=jobs,
+            runtime=runtime,
+            supervisor=Supervisor(jobs, blobs),
+            indexer=JobIndexer(database.jobs, jobs.store, jobs.history, index),
+            job_search=JobSearch(index, jobs.store),
         )
+
+
+def _job_core(
+    settings: Settings, database: Any, broker: JobBroker, blobs: BlobStore, files: FileService
+) -> tuple[JobService, JobRuntime]:
+    """The job service and its worker runtime, joined through the broker's ``jobs.run`` actor."""
+    store: JobStore = database.jobs
+    history: JobHistory = database.jobs
+    registry = builtin_registry()
+    policy = JobPolicy(
+        heartbeat_interval=settings.heartbeat_interval,
+        lease_timeout=settings.lease_timeout,
+        start_timeout=settings.start_timeout,
+        cancel_grace=settings.cancel_grace,
+        redeliver_after=settings.redeliver_after,
+        retry_backoff=settings.retry_backoff,
+    )
+    runtime_holder: list[JobRuntime] = []
+
+    async def run(job_id: str) -> None:
+        await runtime_holder[0].run(job_id)
+
+    actor = declare_job_actor(broker.dramatiq_broker, run, asyncio.get_running_loop())
+    queue = DramatiqJobQueue(actor, blocking=broker.shared_between_processes)
+    jobs = JobService(store, history, queue, registry, policy)
+    runtime = JobRuntime(jobs, registry, blobs, files, settings.data_dir / "scratch")
+    runtime_holder.append(runtime)
+    return jobs, runtime
 
 
 def _scheme(settings: Settings, field: str) -> str:

@@ -1,10 +1,11 @@
-"""Logging: one structlog chain for our own events and for stdlib loggers alike.
+"""Logging: one format for our own events and for stdlib loggers alike.
 
-JSON lines off a terminal (containers, CI), a readable console on one. ``request_id``,
-``job_id`` and similar are bound through contextvars and appear on every line logged
-while they are bound. Third-party stdlib loggers (litestar, uvicorn, sqlalchemy,
-dramatiq, alembic) are routed through the same processors, so a container emits one
-format. Every line passes ``_redact_secrets`` so a credentialed URL never gets out.
+JSON lines off a terminal (containers, CI), a readable console on one. Our events go
+straight from structlog to the stream (no stdlib round trip: it is on every request's
+path); third-party stdlib loggers (litestar, uvicorn, sqlalchemy, dramatiq, alembic) are
+formatted by the same renderer through ``ProcessorFormatter``. ``request_id`` (set per
+request, see ``request_id_var``) and anything bound with structlog's contextvars appear
+on every line. Every line passes ``_redact_secrets``: a credentialed URL never gets out.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 import structlog
-from structlog.typing import EventDict, Processor
+from structlog.typing import Processor
 
 from studio9.config.urls import redact
+
+#: The current request's id; a plain ContextVar because setting it is on every request's path.
+request_id_var: ContextVar[str | None] = ContextVar("studio9_request_id", default=None)
 
 _NOISY_LOGGERS = {
     "uvicorn.access": logging.WARNING,
@@ -41,17 +46,11 @@ def _drop_colour_hints(_: Any, __: str, event_dict: MutableMapping[str, Any]) ->
     return event_dict
 
 
-def _shared_processors() -> list[Processor]:
-    return [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.stdlib.ExtraAdder(),
-        _drop_colour_hints,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.StackInfoRenderer(),
-        _redact_secrets,
-    ]
+def _add_request_id(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    request_id = request_id_var.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
 
 
 def configure_logging(
@@ -69,24 +68,42 @@ def configure_logging(
     stream = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Processor = (
-        structlog.processors.JSONRenderer()
-        if as_json
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
-    shared = _shared_processors()
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    tail: list[Processor] = [structlog.processors.dict_tracebacks] if as_json else []
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            _add_request_id,
+            structlog.processors.add_log_level,
+            timestamper,
+            _redact_secrets,
+            *tail,
+            renderer,
+        ],
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         cache_logger_on_first_use=cache,
     )
-    final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
-    if as_json:
-        final.append(_exception_as_dict)
-    final.append(renderer)
+    foreign: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        _add_request_id,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        _drop_colour_hints,
+        timestamper,
+        _redact_secrets,
+    ]
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=foreign,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
@@ -96,7 +113,3 @@ def configure_logging(
         logging.getLogger(name).propagate = True
     for name, floor in _NOISY_LOGGERS.items():
         logging.getLogger(name).setLevel(max(floor, numeric_level))
-
-
-def _exception_as_dict(logger: Any, name: str, event_dict: EventDict) -> EventDict:
-    return structlog.processors.dict_tracebacks(logger, name, event_dict)

@@ -14,6 +14,8 @@ from typing import Self
 
 import attrs
 
+from adapters.memory.files import InMemoryFileRecords
+from adapters.memory.jobs import InMemoryJobStore
 from studio9.auth.domain import ApiToken, TokenNotFound, User, UsernameTaken, UserNotFound
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL
@@ -120,6 +122,8 @@ class MemoryDatabase:
         tables = _Tables()
         self.users = InMemoryUserStore(tables)
         self.tokens = InMemoryTokenStore(tables)
+        self.jobs = InMemoryJobStore()
+        self.files = InMemoryFileRecords()
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -18,6 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from adapters.sql.auth import SqlTokenStore, SqlUserStore
+from adapters.sql.files import SqlFileRecords
+from adapters.sql.jobs import SqlJobStore
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
@@ -41,6 +43,8 @@ class SqlDatabase:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
         self.users = SqlUserStore(self.sessions)
         self.tokens = SqlTokenStore(self.sessions)
+        self.jobs = SqlJobStore(self.sessions)
+        self.files = SqlFileRecords(self.sessions)
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -2,15 +2,20 @@
 
 ``create_app(settings)`` is the only way an app is made: by the CLI (``serve``, ``api``),
 by the tests, and by anyone embedding Studio9's HTTP face. The container of services
-is built in the app's lifespan, so each process (and each test) owns its own.
+is built in the app's lifespan, so each process (and each test) owns its own; the
+lifespan also runs the background loops (supervisor sweeps, the search indexer) and,
+for the edge ``serve``, the job worker threads.
 """
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 import structlog
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -21,8 +26,10 @@ from studio9.api.problems import exception_handlers
 from studio9.api.security import BearerTokenMiddleware, provide_auth_service, provide_principal
 from studio9.api.system import about, health, status
 from studio9.auth.api import AuthController, UserController
-from studio9.bootstrap import build, write_admin_token
+from studio9.bootstrap import Container, build, write_admin_token
 from studio9.config.settings import Settings
+from studio9.files.api import FileController, provide_file_service
+from studio9.jobs.api import JobController, list_job_types
 from studio9.messaging import WorkerThreads
 
 log = structlog.get_logger()
@@ -30,7 +37,9 @@ log = structlog.get_logger()
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, run_workers: bool = False, first_admin: bool = True) -> Litestar:
+def create_app(
+    settings: Settings, *, run_workers: bool = False, first_admin: bool = True, background: bool = True
+) -> Litestar:
     """Build the HTTP application.
 
     Args:
@@ -38,6 +47,7 @@ def create_app(settings: Settings, *, run_workers: bool = False, first_admin: bo
         run_workers: also run job worker threads in this process (edge ``serve``).
         first_admin: on an empty user table, create ``admin`` and write its token to
             ``<data dir>/admin-token``.
+        background: run the supervisor and the indexer loops in this process.
     """
 
     @asynccontextmanager
@@ -52,16 +62,13 @@ def create_app(settings: Settings, *, run_workers: bool = False, first_admin: bo
                     token_id=token.id,
                     hint="read it once, then keep it somewhere safe",
                 )
-            workers = WorkerThreads(container.broker.dramatiq_broker, settings.worker_threads)
-            if run_workers:
-                await anyio.to_thread.run_sync(workers.start)
-            try:
+            async with _background(container, run_workers=run_workers, loops=background):
                 yield
-            finally:
-                if run_workers:
-                    await anyio.to_thread.run_sync(workers.stop, settings.shutdown_timeout)
 
-    api_v1 = Router(path=API_PREFIX, route_handlers=[AuthController, UserController])
+    api_v1 = Router(
+        path=API_PREFIX,
+        route_handlers=[AuthController, UserController, JobController, list_job_types, FileController],
+    )
     return Litestar(
         route_handlers=[health, about, status, api_v1],
         lifespan=[lifespan],
@@ -69,6 +76,10 @@ def create_app(settings: Settings, *, run_workers: bool = False, first_admin: bo
         dependencies={
             "principal": Provide(provide_principal, sync_to_thread=False),
             "auth_service": Provide(provide_auth_service, sync_to_thread=False),
+            "file_service": Provide(provide_file_service, sync_to_thread=False),
+            "job_service": Provide(_jobs, sync_to_thread=False),
+            "job_search": Provide(_job_search, sync_to_thread=False),
+            "blob_store": Provide(_blobs, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
         openapi_config=OpenAPIConfig(
@@ -84,3 +95,45 @@ def create_app(settings: Settings, *, run_workers: bool = False, first_admin: bo
         logging_config=None,
         debug=False,
     )
+
+
+@asynccontextmanager
+async def _background(container: Container, *, run_workers: bool, loops: bool) -> AsyncIterator[None]:
+    """Worker threads and background loops, stopped in reverse order on exit."""
+    settings = container.settings
+    workers = WorkerThreads(container.broker.dramatiq_broker, settings.worker_threads)
+    tasks: list[asyncio.Task[None]] = []
+    if loops:
+        tasks.append(asyncio.create_task(container.indexer.run_forever(), name="indexer"))
+    if run_workers:
+        await anyio.to_thread.run_sync(workers.start)
+    if loops:
+        tasks.append(
+            asyncio.create_task(container.supervisor.run_forever(settings.sweep_interval), name="supervisor")
+        )
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if run_workers:
+            await anyio.to_thread.run_sync(workers.stop, settings.shutdown_timeout)
+
+
+def _container(request: Request[Any, Any, Any]) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def _jobs(request: Request[Any, Any, Any]) -> Any:
+    return _container(request).jobs
+
+
+def _job_search(request: Request[Any, Any, Any]) -> Any:
+    return _container(request).job_search
+
+
+def _blobs(request: Request[Any, Any, Any]) -> Any:
+    return _container(request).files.blobs

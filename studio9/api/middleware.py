@@ -16,6 +16,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from studio9.api.problems import status_for
 from studio9.ids import new_id
+from studio9.logs import request_id_var
 
 log = structlog.get_logger("studio9.http")
 
@@ -41,23 +42,24 @@ def request_context(app: ASGIApp) -> ASGIApp:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await app(scope, receive, send_with_id)
-            except Exception as exc:
-                # The app-level exception handler answers after we unwind; log what it will send.
-                status = status_for(exc)
-                raise
-            finally:
-                path = scope["path"]
-                if path not in _QUIET_PATHS or status >= 400:
-                    log.info(
-                        "request_finished",
-                        method=scope["method"],
-                        path=path,
-                        status=status,
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                    )
+        token = request_id_var.set(request_id)
+        try:
+            await app(scope, receive, send_with_id)
+        except Exception as exc:
+            # The app-level exception handler answers after we unwind; log what it will send.
+            status = status_for(exc)
+            raise
+        finally:
+            path = scope["path"]
+            if path not in _QUIET_PATHS or status >= 400:
+                log.info(
+                    "request_finished",
+                    method=scope["method"],
+                    path=path,
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+            request_id_var.reset(token)
 
     return middleware
 

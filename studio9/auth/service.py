@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -93,6 +94,7 @@ class AuthService:
     hasher: PasswordHasher = attrs.field(factory=Argon2PasswordHasher)
     clock: Callable[[], datetime] = utcnow
     _cache: _PrincipalCache = attrs.field(init=False)
+    _lookups: dict[str, asyncio.Future[Principal]] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self._cache = _PrincipalCache(ttl=self.policy.cache_seconds)
@@ -146,23 +148,29 @@ class AuthService:
         return IssuedToken(id=token.id, secret=secret, expires_at=token.expires_at)
 
     async def authenticate(self, secret: str) -> Principal:
-        """The principal a bearer token stands for. Raises Unauthenticated."""
+        """The principal a bearer token stands for. Raises Unauthenticated.
+
+        Concurrent requests with the same token share one store lookup (single flight), so a
+        cache expiry under load costs one query, not one per request in flight.
+        """
         key = hash_token(secret)
-        now = self.clock()
         principal = self._cache.get(key)
-        if principal is not None and now < principal.token_expires_at:
+        if principal is not None and self.clock() < principal.token_expires_at:
             return principal
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._lookup(key))
+            self._lookups[key] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(key, None))
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, key: str) -> Principal:
         found = await self.tokens.find(key)
-        if found is None or not found[0].is_active(now):
+        if found is None or not found[0].is_active(self.clock()):
             raise Unauthenticated("invalid, expired or revoked token")
         token, user = found
-        principal = Principal(
-            user_id=user.id,
-            username=user.username,
-            role=user.role,
-            token_id=token.id,
-            token_expires_at=token.expires_at,
-        )
+        principal = Principal(user_id=user.id, username=user.username, role=user.role, token_id=token.id,
+                              token_expires_at=token.expires_at)
         self._cache.put(key, principal)
         return principal
 

@@ -140,6 +140,44 @@ class Settings:
     worker_threads: int = _setting(
         4, "Job worker threads (in-process for `serve`, per process for `worker`).", validator=_positive
     )
+    heartbeat_interval: float = _setting(
+        5.0,
+        "Seconds between a running job's heartbeats (they renew its lease and store progress).",
+        validator=_positive,
+    )
+    lease_timeout: float = _setting(
+        30.0,
+        "Seconds without a heartbeat after which a running job's attempt counts as lost.",
+        validator=_positive,
+    )
+    start_timeout: float = _setting(
+        3600.0,
+        "Seconds a queued job may wait for a worker before it fails with `start_timeout`.",
+        validator=_positive,
+    )
+    cancel_grace: float = _setting(
+        30.0,
+        "Seconds a running job has to stop after a cancel before it is marked cancelled anyway.",
+        validator=_positive,
+    )
+    sweep_interval: float = _setting(
+        5.0,
+        "Seconds between supervisor sweeps (re-sends, timeouts, retries, clean-ups).",
+        validator=_positive,
+    )
+    redeliver_after: float = _setting(
+        30.0,
+        "Seconds after which a still-queued job's message is sent again (a lost message costs this much).",
+        validator=_positive,
+    )
+    retry_backoff: float = _setting(
+        2.0,
+        "Seconds before the first retry of a failed attempt; doubles with each attempt (capped at 300).",
+        validator=_positive,
+    )
+    max_upload_bytes: int = _setting(
+        1024**3, "Largest file accepted by `POST /api/v1/files`, in bytes.", validator=_positive
+    )
     auth_cache_seconds: float = _setting(
         5.0,
         "Seconds a verified token is trusted without asking the database again; bounds how long a"

@@ -1,4 +1,23 @@
-"""Metadata (the original ARIES): searchable documents about jobs, results and assets.
+"""Metadata (the original ARIES): searchable documents about jobs, results and assets."""
 
-Built by the job-core issue.
-"""
+from studio9.metadata.domain import (
+    InvalidSearch,
+    SearchDocument,
+    SearchHit,
+    SearchPage,
+    SearchPosition,
+    SearchQuery,
+    words,
+)
+from studio9.metadata.ports import SearchIndex
+
+__all__ = [
+    "InvalidSearch",
+    "SearchDocument",
+    "SearchHit",
+    "SearchIndex",
+    "SearchPage",
+    "SearchPosition",
+    "SearchQuery",
+    "words",
+]

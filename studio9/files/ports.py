@@ -1,0 +1,78 @@
+"""What the files context (and the job runtime) needs from storage: blobs and file records.
+
+Adapters: ``adapters/memory/blobs.py`` (memory://), ``adapters/blob/file.py`` (file://);
+``adapters/memory/files.py`` and ``adapters/sql/files.py`` (SQLite, PostgreSQL).
+Contracts: ``tests/contract/test_blob_store.py``, ``tests/contract/test_file_records.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Protocol
+
+from studio9.backends import Backend
+from studio9.files.domain import StoredFile
+
+
+class BlobStore(Backend, Protocol):
+    """**Protocol:** named byte streams (uploaded files, job inputs/outputs/temp, artifacts).
+
+    Keys look like ``files/<id>`` or ``jobs/<job_id>/outputs/<name>``; every method checks
+    them with ``studio9.files.domain.check_key`` (``check_prefix`` for prefixes) and
+    raises InvalidInput for a bad one before touching storage.
+    """
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Stream ``chunks`` into ``key`` (replacing any blob there) and return its size.
+
+        Atomic: readers see the old blob or the whole new one, never a part. When
+        ``chunks`` raises or the task is cancelled, the error propagates and nothing of
+        the new blob is left behind.
+        """
+
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        """The blob's bytes as an async iterator of chunks.
+
+        Raises BlobNotFound when awaited, before any chunk, if the blob is absent. A blob
+        replaced or deleted while it is being read may still be read to its end.
+        """
+
+    async def size(self, key: str) -> int:
+        """The blob's size in bytes. Raises BlobNotFound."""
+
+    async def delete(self, key: str) -> None:
+        """Remove the blob; an absent blob is not an error."""
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every blob whose key starts with ``prefix``; return how many went."""
+
+    def local_path(self, key: str) -> AbstractAsyncContextManager[Path]:
+        """``async with store.local_path(key) as path:`` a local file holding the blob.
+
+        For libraries that can only read a path. Read-only: do not change or delete the
+        file. It may be the stored file itself or a temporary copy removed on exit.
+        Raises BlobNotFound on entry.
+        """
+
+
+class FileRecords(Protocol):
+    """**Protocol:** the records of uploaded files, in the system of record."""
+
+    async def add(self, file: StoredFile) -> None:
+        """Store a new record. Raises Conflict when its id exists."""
+
+    async def get(self, file_id: str) -> StoredFile:
+        """Raises FileNotFound."""
+
+    async def list(
+        self, owner_id: str | None, *, limit: int, after: str | None = None
+    ) -> Sequence[StoredFile]:
+        """Records newest first (id descending), only those older than ``after`` when given.
+
+        ``owner_id`` None lists everyone's (for admins).
+        """
+
+    async def delete(self, file_id: str) -> None:
+        """Remove the record. Raises FileNotFound."""

@@ -1,0 +1,68 @@
+"""The job types Studio9 ships: ``system.noop`` and ``data.profile``."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal
+
+import msgspec
+
+from studio9.jobs.context import JobContext
+from studio9.jobs.profiling import profile_file
+from studio9.jobs.registry import JobType, JobTypeRegistry
+
+
+class NoopParams(msgspec.Struct, forbid_unknown_fields=True):
+    """Returns at once with ``echo``: for health checks and benchmarks."""
+
+    echo: Any = None
+
+
+class ProfileParams(msgspec.Struct, forbid_unknown_fields=True):
+    """Profile an uploaded CSV or Parquet file (``POST /api/v1/files`` gives its id)."""
+
+    file: str
+    format: Literal["csv", "parquet"] | None = None
+
+
+def noop(ctx: JobContext, params: NoopParams) -> dict[str, Any]:
+    return {"echo": params.echo}
+
+
+async def profile(ctx: JobContext, params: ProfileParams) -> dict[str, Any]:
+    async with ctx.input_path(params.file) as path:
+        profiled = await ctx.in_thread(
+            functools.partial(profile_file, path, file_format=params.format, on_progress=ctx.report)
+        )
+    await ctx.put_output("profile.json", msgspec.json.encode(profiled))
+    return {
+        "format": profiled["format"],
+        "rows": profiled["rows"],
+        "columns": len(profiled["columns"]),
+        "output": "profile.json",
+    }
+
+
+def builtin_registry() -> JobTypeRegistry:
+    registry = JobTypeRegistry()
+    registry.register(
+        JobType(
+            name="system.noop",
+            handler=noop,
+            params=NoopParams,
+            timeout=60,
+            description="Returns at once; for health checks and benchmarks.",
+        )
+    )
+    registry.register(
+        JobType(
+            name="data.profile",
+            handler=profile,
+            params=ProfileParams,
+            timeout=6 * 3600,
+            max_attempts=2,
+            retry_on=(OSError,),
+            description="Per-column statistics of a CSV or Parquet file, streamed.",
+        )
+    )
+    return registry

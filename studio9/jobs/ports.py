@@ -1,0 +1,133 @@
+"""What the job core needs from storage and from the broker.
+
+Adapters: ``adapters/sql/jobs.py`` (SQLite, PostgreSQL), ``adapters/memory/jobs.py`` (memory://);
+the queue is ``studio9/messaging/dispatch.py`` over any Dramatiq broker.
+Contract: ``tests/contract/test_job_store.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import attrs
+
+from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobStatus
+
+
+@attrs.frozen(kw_only=True)
+class JobQuery:
+    """A page of jobs, newest first. ``owner_id`` None means every owner (admins)."""
+
+    owner_id: str | None = None
+    type: str | None = None
+    status: JobStatus | None = None
+    ids: Sequence[str] | None = None
+    limit: int = 50
+    #: Only jobs older than this id (the previous page's last id).
+    before: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DueCriteria:
+    """Which jobs a supervisor sweep looks at; cut-offs are computed by the service's policy."""
+
+    now: datetime
+    #: Queued jobs last dispatched before this (or never) are re-sent or timed out.
+    redeliver_before: datetime
+    #: Running jobs whose cancel was requested before this are cancelled regardless.
+    cancel_before: datetime
+    limit: int = 200
+
+
+class JobStore(Protocol):
+    """Jobs, changed by compare-and-set on their ``version``; each change's events go with it."""
+
+    async def add(self, job: Job, events: Sequence[JobEvent]) -> None:
+        """Store a new job, its first events and an outbox entry in one transaction."""
+
+    async def get(self, job_id: str) -> Job:
+        """Raises JobNotFound."""
+
+    async def save(
+        self,
+        job: Job,
+        *,
+        expected_version: int,
+        events: Sequence[JobEvent] = (),
+        heartbeat: Heartbeat | None = None,
+    ) -> Job | None:
+        """Write ``job`` if the stored version is still ``expected_version``.
+
+        The stored job gets ``version = expected_version + 1``; ``events``, ``heartbeat`` and an
+        outbox entry are written in the same transaction. Returns the stored job, or None when
+        another writer got there first (nothing is written then).
+        """
+
+    async def list(self, query: JobQuery) -> Sequence[Job]:
+        """Jobs matching ``query``, ordered by id, newest first."""
+
+    async def due(self, criteria: DueCriteria) -> Sequence[Job]:
+        """Jobs a supervisor sweep must look at: queued and not dispatched since the cut-off
+        (and not held back by ``not_before``); running with an expired lease, a passed deadline or
+        an overdue cancel; terminal and not cleaned yet. Oldest first."""
+
+    async def counts(self) -> Mapping[JobStatus, int]:
+        """How many jobs are in each status."""
+
+
+class JobHistory(Protocol):
+    """Read side of a job's event and heartbeat rows."""
+
+    async def events(self, job_id: str) -> Sequence[JobEvent]:
+        """Oldest first."""
+
+    async def heartbeats(self, job_id: str, *, limit: int = 100) -> Sequence[Heartbeat]:
+        """Newest first."""
+
+
+class JobQueue(Protocol):
+    """Delivers job ids to workers. Delivery is at-least-once and may be lossy (memory://):
+    the supervisor re-sends what SQL says is still queued."""
+
+    async def enqueue(self, job_id: str, *, delay_seconds: float = 0.0) -> None:
+        """Send one job id; raises BackendUnavailable when the broker refuses."""
+
+
+@attrs.frozen(kw_only=True)
+class Change:
+    """An outbox entry: ``topic`` (e.g. ``job``) and the id of what changed."""
+
+    id: int
+    topic: str
+    ref_id: str
+
+
+class ChangeFeed(Protocol):
+    """The transactional outbox, read by the indexer."""
+
+    async def pending(self, *, limit: int) -> Sequence[Change]:
+        """The oldest entries not yet acknowledged."""
+
+    async def acknowledge(self, change_ids: Sequence[int]) -> None:
+        """Forget these entries. Idempotent."""
+
+
+class JobBlobs(Protocol):
+    """The slice of the blob store the job runtime uses (satisfied by ``studio9.files.ports.BlobStore``)."""
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Store a blob atomically; returns its size."""
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every blob under ``prefix``; returns how many. Idempotent."""
+
+
+class JobInputs(Protocol):
+    """Uploaded files as local paths, for handlers (satisfied by the files context)."""
+
+    def local_path(self, owner_id: str | None, file_id: str) -> AbstractAsyncContextManager[Path]:
+        """A readable local path of the owner's file. Raises NotFound for another owner's file."""

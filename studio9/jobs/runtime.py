@@ -1,0 +1,313 @@
+"""The worker side of a job: claim it, run its handler, heartbeat, record the outcome once.
+
+The runtime, not the handler, heartbeats: every ``heartbeat_interval`` it renews the lease,
+stores the latest progress, and looks for a cancel request or a lost lease, which it
+passes to the handler through ``JobContext.interrupt``. The outcome is written by
+compare-and-set only while this worker still holds the running attempt, so a duplicate
+delivery, a late result after a cancel, or a result after the lease was lost is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import shutil
+import socket
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import attrs
+import structlog
+
+from studio9.ids import new_id
+from studio9.jobs.context import JobContext, JobInterrupted, bound_logger, job_prefix
+from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobStatus, transition
+from studio9.jobs.ports import JobBlobs, JobInputs
+from studio9.jobs.registry import JobType, JobTypeRegistry, UnknownJobType
+from studio9.jobs.service import Decision, JobService, later, note
+
+log = structlog.get_logger()
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """How a run ended, before it is recorded."""
+
+    kind: str  # completed | failed | interrupted
+    result: dict[str, Any] | None = None
+    error: JobError | None = None
+    retryable: bool = False
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{new_id()[-8:]}"
+
+
+@attrs.define
+class JobRuntime:
+    service: JobService
+    registry: JobTypeRegistry
+    blobs: JobBlobs
+    inputs: JobInputs
+    scratch_root: Path
+    worker_id: str = attrs.field(factory=worker_name)
+
+    async def run(self, job_id: str) -> None:
+        """Handle one delivery of ``job_id``: at-least-once in, exactly-once outcome out."""
+        job = await self._claim(job_id)
+        if job is None:
+            return
+        job_type = self.registry.get(job.type)
+        scratch = self.scratch_root / job.id
+        ctx = JobContext(
+            job_id=job.id,
+            owner_id=job.owner_id,
+            attempt=job.attempt,
+            params=None,
+            log=bound_logger(job.id, job.type, job.attempt),
+            blobs=self.blobs,
+            inputs=self.inputs,
+            scratch=scratch,
+        )
+        beats = asyncio.create_task(self._heartbeats(job, ctx))
+        try:
+            outcome = await self._execute(job, job_type, ctx)
+        finally:
+            beats.cancel()
+            await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
+        await self._record(job, job_type, ctx, outcome)
+
+    async def _claim(self, job_id: str) -> Job | None:
+        claimed = False
+
+        def decide(job: Job) -> Decision:
+            nonlocal claimed
+            now = self.service.clock()
+            if job.status is not JobStatus.QUEUED or (job.not_before is not None and job.not_before > now):
+                return None  # a duplicate, a cancelled job, or a retry that is not due yet
+            try:
+                job_type = self.registry.get(job.type)
+            except UnknownJobType:
+                failed, event = transition(
+                    job,
+                    JobStatus.FAILED,
+                    at=now,
+                    reason="unknown_type",
+                    actor=self.worker_id,
+                    error=JobError(code="unknown_type", message=f"no handler for {job.type}"),
+                )
+                return failed, [event]
+            claimed = True
+            policy = self.service.policy
+            running, event = transition(
+                job,
+                JobStatus.RUNNING,
+                at=now,
+                reason="claimed",
+                actor=self.worker_id,
+                attempt=job.attempt + 1,
+                lease_owner=self.worker_id,
+                lease_expires_at=later(now, policy.lease_timeout),
+                deadline_at=later(now, job_type.timeout),
+                last_heartbeat_at=now,
+                cancel_requested=False,
+                progress=0.0,
+                eta_seconds=None,
+                message=None,
+            )
+            return running, [event]
+
+        try:
+            job = await self.service.update(job_id, decide)
+        except Exception:
+            log.exception("job_claim_failed", job_id=job_id)
+            raise
+        if not claimed:
+            log.debug("job_delivery_dropped", job_id=job_id, status=job.status.value)
+            return None
+        return job
+
+    async def _execute(self, job: Job, job_type: JobType, ctx: JobContext) -> Outcome:
+        try:
+            ctx.params = job_type.decode(job.params)
+            remaining = (
+                max(0.0, (job.deadline_at - self.service.clock()).total_seconds())
+                if job.deadline_at
+                else None
+            )
+            if inspect.iscoroutinefunction(job_type.handler):
+                result = await asyncio.wait_for(job_type.handler(ctx, ctx.params), timeout=remaining)
+            else:
+                result = await asyncio.wait_for(
+                    anyio.to_thread.run_sync(job_type.handler, ctx, ctx.params, abandon_on_cancel=True),
+                    timeout=remaining,
+                )
+        except TimeoutError:
+            ctx.interrupt("timeout")
+            return Outcome(
+                kind="failed", error=JobError(code="timeout", message=f"ran over {job_type.timeout:g}s")
+            )
+        except JobInterrupted as exc:
+            return _interrupted(exc.reason, job_type)
+        except asyncio.CancelledError:
+            if ctx.interrupted:
+                return _interrupted(ctx._reason, job_type)
+            raise
+        except Exception as exc:
+            ctx.log.warning("job_handler_failed", error=type(exc).__name__)
+            return Outcome(
+                kind="failed",
+                retryable=job_type.is_retryable(exc),
+                error=JobError(
+                    code="handler_error",
+                    message=str(exc)[:2000] or type(exc).__name__,
+                    details={
+                        "exception": type(exc).__name__,
+                        "traceback": traceback.format_exc(limit=20)[-8000:],
+                    },
+                ),
+            )
+        if result is not None and not isinstance(result, dict):
+            return Outcome(
+                kind="failed",
+                error=JobError(code="bad_result", message="a handler must return a dict or None"),
+            )
+        return Outcome(kind="completed", result=result)
+
+    async def _heartbeats(self, job: Job, ctx: JobContext) -> None:
+        interval = self.service.policy.heartbeat_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                current = await self._beat(job, ctx)
+            except Exception:  # the next beat tries again; the lease covers a few misses
+                log.warning("job_heartbeat_failed", job_id=job.id, exc_info=True)
+                continue
+            if current.status is not JobStatus.RUNNING or current.lease_owner != self.worker_id:
+                ctx.interrupt("lease_lost" if current.status is JobStatus.RUNNING else current.status.value)
+            elif current.cancel_requested:
+                ctx.interrupt("cancelled")
+
+    async def _beat(self, job: Job, ctx: JobContext) -> Job:
+        progress = ctx.progress
+        now_holder: list[Heartbeat] = []
+
+        def decide(current: Job) -> Decision:
+            if not self._holds(current, job):
+                return None
+            now = self.service.clock()
+            renewed = attrs.evolve(
+                current,
+                lease_expires_at=later(now, self.service.policy.lease_timeout),
+                last_heartbeat_at=now,
+                progress=progress.fraction,
+                eta_seconds=progress.eta_seconds,
+                message=progress.message,
+            )
+            now_holder[:] = [
+                Heartbeat(
+                    job_id=job.id,
+                    at=now,
+                    attempt=job.attempt,
+                    progress=progress.fraction,
+                    eta_seconds=progress.eta_seconds,
+                    message=progress.message,
+                )
+            ]
+            return renewed, []
+
+        return await self.service.update(
+            job.id, decide, heartbeat=lambda _: now_holder[0] if now_holder else None
+        )
+
+    def _holds(self, current: Job, job: Job) -> bool:
+        return (
+            current.status is JobStatus.RUNNING
+            and current.lease_owner == self.worker_id
+            and current.attempt == job.attempt
+        )
+
+    async def _record(self, job: Job, job_type: JobType, ctx: JobContext, outcome: Outcome) -> None:
+        retry_delay: list[float] = []
+
+        def decide(current: Job) -> Decision:
+            now = self.service.clock()
+            if not self._holds(current, job):
+                if current.is_terminal and current.attempt == job.attempt:
+                    return current, [note(current, f"late_{outcome.kind}_ignored", self.worker_id, now)]
+                return None
+            events: list[JobEvent] = []
+            common: dict[str, Any] = {"outputs": tuple(ctx.outputs), "eta_seconds": None}
+            if not ctx.used_temp:  # nothing to clean: say so now and save the cleaner a write
+                common["cleaned_at"] = now
+            if outcome.kind == "completed":
+                changed, event = transition(
+                    current,
+                    JobStatus.COMPLETED,
+                    at=now,
+                    reason="completed",
+                    actor=self.worker_id,
+                    result=outcome.result,
+                    **common,
+                )
+            elif outcome.kind == "interrupted" and current.cancel_requested:
+                changed, event = transition(
+                    current, JobStatus.CANCELLED, at=now, reason="cancelled", actor=self.worker_id, **common
+                )
+            elif outcome.retryable and current.attempt < current.max_attempts:
+                delay = self.service.policy.backoff(current.attempt)
+                retry_delay[:] = [delay]
+                common.pop("cleaned_at", None)
+                changed, event = transition(
+                    current,
+                    JobStatus.QUEUED,
+                    at=now,
+                    reason="retrying",
+                    actor=self.worker_id,
+                    error=outcome.error,
+                    not_before=later(now, delay),
+                    dispatched_at=now,
+                    **common,
+                )
+            else:
+                changed, event = transition(
+                    current,
+                    JobStatus.FAILED,
+                    at=now,
+                    reason=outcome.error.code if outcome.error else "failed",
+                    actor=self.worker_id,
+                    error=outcome.error,
+                    **common,
+                )
+            events.append(event)
+            if "cleaned_at" in common and changed.is_terminal:
+                events.append(note(changed, "resources_cleaned", self.worker_id, now))
+            return changed, events
+
+        stored = await self.service.update(job.id, decide)
+        log.info(
+            "job_finished",
+            job_id=job.id,
+            type=job.type,
+            attempt=job.attempt,
+            outcome=outcome.kind,
+            status=stored.status.value,
+        )
+        if retry_delay:
+            await self.service.dispatch(job.id, delay_seconds=retry_delay[0])
+
+
+def _interrupted(reason: str, job_type: JobType) -> Outcome:
+    if reason == "timeout":
+        return Outcome(
+            kind="failed", error=JobError(code="timeout", message=f"ran over {job_type.timeout:g}s")
+        )
+    return Outcome(kind="interrupted", error=JobError(code=reason, message=f"interrupted: {reason}"))
+
+
+async def clean_resources(blobs: JobBlobs, job_ids: Sequence[str]) -> None:
+    for job_id in job_ids:
+        await blobs.delete_prefix(job_prefix(job_id) + "temp/")

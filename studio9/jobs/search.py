@@ -1,0 +1,142 @@
+"""Jobs in the metadata index (the original ARIES): documents, the indexer, and job search.
+
+The indexer drains the transactional outbox: every job change wrote an outbox entry in
+the same transaction, so the index catches up with SQL within one drain, and
+``rebuild`` (``studio9 reindex``) recreates it from SQL alone. Several processes may
+drain at once: documents carry the time they were read and the newer one wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import structlog
+
+from studio9.auth.domain import Principal
+from studio9.jobs.domain import Heartbeat, Job
+from studio9.jobs.ports import ChangeFeed, JobHistory, JobQuery, JobStore
+from studio9.metadata.domain import SearchDocument, SearchQuery
+from studio9.metadata.ports import SearchIndex
+
+log = structlog.get_logger()
+
+KIND = "job"
+_HEARTBEATS_INDEXED = 20
+_TEXT_LIMIT = 20_000
+
+
+def job_document(job: Job, heartbeats: Sequence[Heartbeat], read_at: datetime) -> SearchDocument:
+    """The searchable projection of a job: its text, its filters, a summary to show."""
+    messages = list(dict.fromkeys(b.message for b in heartbeats if b.message))
+    parts = [
+        job.type,
+        job.status.value,
+        json.dumps(dict(job.params), default=str),
+        job.message or "",
+        *messages,
+    ]
+    if job.error:
+        parts += [job.error.code, job.error.message]
+    if job.result:
+        parts.append(json.dumps(dict(job.result), default=str))
+    body = {
+        "type": job.type,
+        "status": job.status.value,
+        "submitted_at": job.submitted_at.isoformat(),
+        "progress": job.progress,
+    }
+    return SearchDocument(
+        id=job.id,
+        kind=KIND,
+        owner_id=job.owner_id,
+        text=" ".join(parts)[:_TEXT_LIMIT],
+        fields={"type": job.type, "status": job.status.value},
+        updated_at=read_at,
+        body=body,
+    )
+
+
+@attrs.define
+class JobIndexer:
+    feed: ChangeFeed
+    store: JobStore
+    history: JobHistory
+    index: SearchIndex
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def drain_once(self, *, limit: int = 500) -> int:
+        """Index what the outbox holds (up to ``limit`` entries); returns how many were handled."""
+        changes = await self.feed.pending(limit=limit)
+        if not changes:
+            return 0
+        ids = list(dict.fromkeys(c.ref_id for c in changes if c.topic == KIND))
+        await self._index(ids)
+        await self.feed.acknowledge([c.id for c in changes])
+        return len(changes)
+
+    async def rebuild(self, *, batch: int = 500) -> int:
+        """Recreate every job document from SQL; returns how many were written."""
+        await self.index.clear(KIND)
+        written, before = 0, None
+        while jobs := await self.store.list(JobQuery(limit=batch, before=before)):
+            await self._upsert(jobs)
+            written += len(jobs)
+            before = jobs[-1].id
+        log.info("jobs_reindexed", documents=written)
+        return written
+
+    async def run_forever(self, interval: float = 1.0) -> None:
+        while True:
+            try:
+                while await self.drain_once() > 0:
+                    pass
+            except Exception:
+                log.exception("indexer_drain_failed")
+            await asyncio.sleep(interval)
+
+    async def _index(self, ids: Sequence[str]) -> None:
+        if ids:
+            await self._upsert(await self.store.list(JobQuery(ids=ids, limit=len(ids))))
+
+    async def _upsert(self, jobs: Sequence[Job]) -> None:
+        read_at = self.clock()
+        docs = []
+        for job in jobs:
+            beats = (
+                await self.history.heartbeats(job.id, limit=_HEARTBEATS_INDEXED)
+                if job.last_heartbeat_at
+                else []
+            )
+            docs.append(job_document(job, beats, read_at))
+        await self.index.upsert(docs)
+
+
+@attrs.define
+class JobSearch:
+    """Full-text job search for the API, scoped to what the caller may see."""
+
+    index: SearchIndex
+    store: JobStore
+
+    async def search(
+        self, actor: Principal, text: str, query: JobQuery, *, cursor: str | None
+    ) -> tuple[list[Job], str | None]:
+        filters: dict[str, Any] = {}
+        if query.type:
+            filters["type"] = query.type
+        if query.status:
+            filters["status"] = query.status.value
+        owner = query.owner_id if actor.is_admin else actor.user_id
+        page = await self.index.search(
+            SearchQuery(
+                kind=KIND, text=text, filters=filters, owner_id=owner, limit=query.limit, cursor=cursor
+            )
+        )
+        ids = [hit.id for hit in page.items]
+        found = {j.id: j for j in await self.store.list(JobQuery(ids=ids, limit=max(1, len(ids))))}
+        return [found[i] for i in ids if i in found], page.next_cursor

@@ -1,0 +1,49 @@
+"""What the metadata context needs from a search index.
+
+Adapters: ``adapters/memory/search.py`` (memory://) and ``adapters/sql/search.py`` (sql://:
+SQLite FTS5 or PostgreSQL full-text, in the system-of-record database).
+Contract: ``tests/contract/test_search_index.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from studio9.metadata.domain import SearchDocument, SearchPage, SearchQuery
+
+
+class SearchIndex(Protocol):
+    """**Protocol:** a rebuildable projection of documents, searched by words and fields.
+
+    Every adapter follows the text semantics of ``studio9.metadata.domain``. Any method
+    may raise BackendUnavailable when the backend does not answer; retrying is safe,
+    since every write is idempotent.
+    """
+
+    async def upsert(self, docs: Sequence[SearchDocument]) -> None:
+        """Insert or replace documents by id, in bulk; an empty sequence does nothing.
+
+        A document replaces the stored one only when its ``updated_at`` is the same or
+        later, so that a replayed outbox never rolls a document back. Within one call,
+        the same rule applies in order (of equal times, the later document wins).
+        """
+
+    async def delete(self, ids: Sequence[str]) -> None:
+        """Remove the documents with these ids; unknown ids are ignored."""
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        """One page of the documents matching ``query``, in the order the domain defines.
+
+        Raises:
+            InvalidSearch: the query's cursor is malformed or belongs to another query.
+        """
+
+    async def clear(self, kind: str) -> None:
+        """Remove every document of ``kind`` (before a full reindex)."""
+
+    async def ping(self) -> None:
+        """Return when the index answers; raise BackendUnavailable when it does not."""
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds (not a shared database). Idempotent."""

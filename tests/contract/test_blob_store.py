@@ -1,0 +1,221 @@
+"""BlobStore contract, run against every blob adapter (memory://, file://)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from adapters.blob.file import FileBlobStore
+from adapters.memory.blobs import InMemoryBlobStore
+from studio9 import bootstrap
+from studio9.backends import AdapterOptions
+from studio9.errors import InvalidInput, NotFound
+from studio9.files.domain import BlobNotFound
+from studio9.files.ports import BlobStore
+
+# The scheme table of the composition root, with the adapters of this issue (see the report).
+BLOBS = {**bootstrap.BLOB_STORES, "memory": "adapters.memory.blobs:InMemoryBlobStore"}
+FIVE_MB = os.urandom(5 * 1024 * 1024 + 123)
+
+
+@pytest.fixture(params=["memory", "file"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
+    url = "memory://" if request.param == "memory" else f"file://{tmp_path}/blobs"
+    async with bootstrap.open_adapter(
+        BLOBS, url, setting="STUDIO9_BLOB_URL", options=AdapterOptions(data_dir=tmp_path)
+    ) as adapter:
+        yield adapter
+
+
+async def _chunks(data: bytes, size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def _read(store: BlobStore, key: str) -> bytes:
+    return b"".join([chunk async for chunk in await store.open(key)])
+
+
+async def _failing(parts: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+    raise RuntimeError("the client went away")
+
+
+def _leftovers(store: BlobStore) -> list[str]:
+    """Every file under a file store's root (staging included); nothing for memory."""
+    if not isinstance(store, FileBlobStore):
+        return []
+    return sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if p.is_file())
+
+
+async def test_put_then_open_round_trips_many_chunks(store: BlobStore) -> None:
+    size = await store.put("files/big", _chunks(FIVE_MB))
+    assert size == len(FIVE_MB)
+    chunks = [chunk async for chunk in await store.open("files/big")]
+    assert len(chunks) > 1
+    assert hashlib.sha256(b"".join(chunks)).digest() == hashlib.sha256(FIVE_MB).digest()
+    assert await store.size("files/big") == len(FIVE_MB)
+
+
+async def test_empty_blob_round_trips(store: BlobStore) -> None:
+    assert await store.put("files/empty", _chunks(b"")) == 0
+    assert await _read(store, "files/empty") == b""
+    assert await store.size("files/empty") == 0
+
+
+async def test_put_overwrites(store: BlobStore) -> None:
+    await store.put("jobs/j1/outputs/result.csv", _chunks(b"old contents, longer"))
+    await store.put("jobs/j1/outputs/result.csv", _chunks(b"new"))
+    assert await _read(store, "jobs/j1/outputs/result.csv") == b"new"
+    assert await store.size("jobs/j1/outputs/result.csv") == 3
+
+
+async def test_absent_blob_raises_blob_not_found_before_any_chunk(store: BlobStore) -> None:
+    with pytest.raises(BlobNotFound):
+        await store.open("files/missing")
+    with pytest.raises(NotFound):
+        await store.size("files/missing")
+    with pytest.raises(BlobNotFound):
+        async with store.local_path("files/missing"):
+            pass
+
+
+async def test_delete_is_idempotent(store: BlobStore) -> None:
+    await store.put("files/a", _chunks(b"a"))
+    await store.delete("files/a")
+    await store.delete("files/a")
+    await store.delete("never/there")
+    with pytest.raises(BlobNotFound):
+        await store.size("files/a")
+
+
+async def test_delete_prefix_removes_only_matching_keys(store: BlobStore) -> None:
+    keys = ["jobs/j1/inputs/a", "jobs/j1/outputs/b", "jobs/j1/temp/x/y", "jobs/j10/outputs/c", "files/j1"]
+    for key in keys:
+        await store.put(key, _chunks(key.encode()))
+    assert await store.delete_prefix("jobs/j1/") == 3
+    assert await store.delete_prefix("jobs/j1/") == 0
+    assert await _read(store, "jobs/j10/outputs/c") == b"jobs/j10/outputs/c"
+    assert await _read(store, "files/j1") == b"files/j1"
+    assert await store.delete_prefix("jobs/j") == 1
+    assert await store.delete_prefix("nothing/here/") == 0
+    if isinstance(store, FileBlobStore):  # files gone, and the directories they emptied
+        assert _leftovers(store) == ["files/j1"]
+        assert sorted(p.name for p in store.root.iterdir() if p.name != ".staging") == ["files"]
+
+
+async def test_local_path_holds_the_bytes(store: BlobStore) -> None:
+    await store.put("jobs/j1/inputs/table.parquet", _chunks(FIVE_MB))
+    async with store.local_path("jobs/j1/inputs/table.parquet") as path:
+        assert path.suffix == ".parquet"
+        assert path.read_bytes() == FIVE_MB
+    if isinstance(store, InMemoryBlobStore):
+        assert not path.exists()  # the spilled copy is gone
+    assert await store.size("jobs/j1/inputs/table.parquet") == len(FIVE_MB)
+
+
+@pytest.mark.parametrize(
+    "key", ["", "../x", "a/../../x", "/abs", "a//b", "a/./b", "a/", ".staging/x", "sp ace", "x" * 501, "é"]
+)
+async def test_bad_keys_raise_invalid_input(store: BlobStore, key: str) -> None:
+    with pytest.raises(InvalidInput):
+        await store.put(key, _chunks(b"x"))
+    with pytest.raises(InvalidInput):
+        await store.open(key)
+    with pytest.raises(InvalidInput):
+        await store.size(key)
+    with pytest.raises(InvalidInput):
+        await store.delete(key)
+    with pytest.raises(InvalidInput):
+        async with store.local_path(key):
+            pass
+
+
+@pytest.mark.parametrize("prefix", ["", "/", "../", "/abs/", "a/../"])
+async def test_bad_prefixes_raise_invalid_input(store: BlobStore, prefix: str) -> None:
+    with pytest.raises(InvalidInput):
+        await store.delete_prefix(prefix)
+
+
+async def test_failing_chunks_leave_nothing_behind(store: BlobStore) -> None:
+    with pytest.raises(RuntimeError, match="went away"):
+        await store.put("files/partial", _failing([FIVE_MB[: 3 << 20], FIVE_MB[3 << 20 :]]))
+    with pytest.raises(BlobNotFound):
+        await store.open("files/partial")
+    assert _leftovers(store) == []
+
+
+async def test_failed_overwrite_keeps_the_old_blob(store: BlobStore) -> None:
+    await store.put("files/kept", _chunks(b"old"))
+    with pytest.raises(RuntimeError):
+        await store.put("files/kept", _failing([b"new, partial"]))
+    assert await _read(store, "files/kept") == b"old"
+
+
+async def test_cancelled_put_leaves_nothing_behind(store: BlobStore) -> None:
+    started = anyio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" * (1 << 20)
+            started.set()
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(store.put, "files/cancelled", endless())
+        await started.wait()
+        await anyio.sleep(0.05)
+        tasks.cancel_scope.cancel()
+    with pytest.raises(BlobNotFound):
+        await store.size("files/cancelled")
+    assert _leftovers(store) == []
+
+
+async def test_readers_never_see_a_partial_blob(store: BlobStore) -> None:
+    await store.put("files/atomic", _chunks(b"a" * 1000))
+    gate = anyio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"b" * (2 << 20)
+        await gate.wait()
+        yield b"b" * 1000
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(store.put, "files/atomic", slow())
+        await anyio.sleep(0.05)
+        assert await _read(store, "files/atomic") == b"a" * 1000
+        gate.set()
+    assert await store.size("files/atomic") == (2 << 20) + 1000
+
+
+async def test_file_store_never_leaves_its_root(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"secret")
+    store = FileBlobStore(tmp_path / "blobs")
+    await store.ping()
+    (tmp_path / "blobs" / "link").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InvalidInput):
+        await store.open("link/secret")
+    with pytest.raises(InvalidInput):
+        await store.put("link/planted", _chunks(b"x"))
+    with pytest.raises(InvalidInput):
+        await store.delete("link/secret")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+
+
+async def test_abandoned_reads_release_the_blob(store: BlobStore) -> None:
+    await store.put("files/abandoned", _chunks(FIVE_MB))
+    unread = await store.open("files/abandoned")
+    partly_read = await store.open("files/abandoned")
+    assert len(await anext(partly_read)) > 0
+    del unread, partly_read
+    await store.delete("files/abandoned")
+    assert _leftovers(store) == []
