@@ -4,6 +4,7 @@
     studio9 api        HTTP API only (cloud; run N behind a load balancer)
     studio9 worker     job workers only (cloud; run M of them)
     studio9 migrate    bring the database schema up to date
+    studio9 reindex    rebuild the search index from the database
     studio9 users      create and list users; prints a new user's token once
 
 Any problem with the settings or an unreachable backend ends the process with exit
@@ -104,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--downgrade", action="store_true", help="go down to --revision instead of up")
     migrate.set_defaults(run=_run_migrate)
 
+    reindex = commands.add_parser(
+        "reindex",
+        help="rebuild the search index from the database",
+        description="Drop every job document from STUDIO9_INDEX_URL and write them "
+        "again from STUDIO9_DATABASE_URL. Safe while the service runs.",
+    )
+    reindex.set_defaults(run=_run_reindex)
+
     users = commands.add_parser("users", help="manage users", description="Create and list users.")
     user_commands = users.add_subparsers(title="user commands", metavar="USER_COMMAND", required=True)
     create = user_commands.add_parser(
@@ -180,7 +189,7 @@ def _ignore_signal(signum: int, frame: object) -> None:
 
 def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
     from studio9.bootstrap import build
-    from studio9.messaging import WorkerThreads
+    from studio9.processes import running
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -195,13 +204,9 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
                     "a shared broker such as amqp://",
                     setting="STUDIO9_BROKER_URL",
                 )
-            workers = WorkerThreads(broker.dramatiq_broker, settings.worker_threads)
-            await asyncio.to_thread(workers.start)
-            try:
+            async with running(container, workers=True, loops=True):
                 await stop.wait()
                 log.info("worker_stopping")
-            finally:
-                await asyncio.to_thread(workers.stop, settings.shutdown_timeout)
 
     asyncio.run(run())
     return 0
@@ -213,6 +218,18 @@ async def _preflight(settings: Settings) -> None:
 
     async with build(settings):
         pass
+
+
+def _run_reindex(settings: Settings, args: argparse.Namespace) -> int:
+    from studio9.bootstrap import build
+
+    async def run() -> int:
+        async with build(settings) as container:
+            return await container.indexer.rebuild()
+
+    written = asyncio.run(run())
+    print(f"reindexed {written} jobs")
+    return 0
 
 
 def _run_users_create(settings: Settings, args: argparse.Namespace) -> int:

@@ -68,7 +68,9 @@ def configure_logging(
     stream = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "studio9"
-CONTEXTS = {"jobs", "metadata", "messaging", "config", "predictions", "api", "auth"}
+CONTEXTS = {"jobs", "metadata", "messaging", "config", "predictions", "api", "auth", "files"}
 VENDOR_SDKS = {
     "sqlalchemy",
     "alembic",

@@ -28,6 +28,6 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     )
 
 
-# search_fts (SQLite FTS5 table, its shadow tables and search_fts_instance; the
-# PostgreSQL tsvector table): created by migration 0003 with raw SQL.
+# search_fts: the SQLite FTS5 table with its shadow tables, or the PostgreSQL tsvector
+# table; created by migration 0003 with raw SQL.
 _RAW_SQL_PREFIXES = ("search_fts",)

@@ -12,6 +12,10 @@ is an FTS5 string literal, on PostgreSQL the words go through ``plainto_tsquery`
 travel as bind parameters. Relevance is per document (how often the query's words occur
 on SQLite, ``ts_rank`` on PostgreSQL), never corpus-wide like bm25, so that writes
 between two pages do not reorder the results a cursor points into.
+
+SQLite counts the occurrences with FTS5 itself: ``highlight()`` marks each one with a
+character that ``terms`` never holds, so the length it adds is the count, computed per
+matched row with MATCH's own tokenizer.
 """
 
 from __future__ import annotations
@@ -33,14 +37,14 @@ from studio9.errors import BackendUnavailable, ConfigError
 from studio9.metadata.domain import SearchDocument, SearchHit, SearchPage, SearchPosition, SearchQuery, words
 
 DOCS: sa.Table = SearchDocumentRow.__table__  # type: ignore[assignment]
-#: SQLite: the FTS5 table (its rowid is ``search_documents.seq``) and its term instances.
+#: SQLite: the FTS5 table, whose rowid is ``search_documents.seq``.
 SQLITE_FTS = sa.table("search_fts", sa.column("rowid", sa.Integer))
-SQLITE_INSTANCES = sa.table("search_fts_instance", sa.column("term", sa.Text), sa.column("doc", sa.Integer))
+_SQLITE_FTS_NAME: ColumnElement[Any] = sa.literal_column("search_fts")
 #: PostgreSQL: one tsvector per document.
 POSTGRES_FTS = sa.table(
     "search_fts", sa.column("seq", sa.BigInteger), sa.column("vector", postgresql.TSVECTOR)
 )
-_SIMPLE = sa.literal_column("'simple'::regconfig")
+_SIMPLE: ColumnElement[Any] = sa.literal_column("'simple'::regconfig")
 _REPLACED = ("kind", "owner_id", "terms", "fields", "body", "updated_at")
 _DELETE_CHUNK = 500
 _DIALECTS = ("sqlite", "postgresql")
@@ -166,17 +170,11 @@ def _sqlite_text(
 ) -> tuple[sa.FromClause, ColumnElement[bool], ColumnElement[float]]:
     # Every word is an FTS5 string: operators, column filters, NEAR and * inside it are text.
     fts_query = " ".join('"' + word.replace('"', '""') + '"' for word in query_words)
-    counts = (
-        sa.select(SQLITE_INSTANCES.c.doc, sa.func.count().label("n"))
-        .where(SQLITE_INSTANCES.c.term.in_(list(query_words)))
-        .group_by(SQLITE_INSTANCES.c.doc)
-        .subquery("counts")
-    )
-    source = DOCS.join(SQLITE_FTS, SQLITE_FTS.c.rowid == DOCS.c.seq).outerjoin(
-        counts, counts.c.doc == DOCS.c.seq
-    )
-    match = sa.literal_column("search_fts").match(fts_query)
-    score = sa.cast(sa.func.coalesce(counts.c.n, 0), sa.Float)
+    source = DOCS.join(SQLITE_FTS, SQLITE_FTS.c.rowid == DOCS.c.seq)
+    match = _SQLITE_FTS_NAME.match(fts_query)
+    # Column 0 is ``terms``; char(1) opens each marked occurrence and nothing closes it.
+    marked = sa.func.highlight(_SQLITE_FTS_NAME, sa.literal_column("0"), sa.func.char(1), "")
+    score = sa.cast(sa.func.length(marked) - sa.func.length(DOCS.c.terms), sa.Float)
     return source, match, score
 
 

@@ -4,7 +4,7 @@ The full-text index beside it, ``search_fts``, is created by migration 0003 with
 (the ORM cannot describe it) and kept in step by triggers, inside the writing transaction:
 
 - SQLite: an FTS5 table over ``terms`` with ``content='search_documents'`` and
-  ``content_rowid='seq'``, plus ``search_fts_instance`` (fts5vocab) for term counts.
+  ``content_rowid='seq'`` (the text is stored once, in this table).
 - PostgreSQL: ``search_fts(seq, vector tsvector)`` with a GIN index, filled from
   ``to_tsvector('simple', terms)``, rows removed by ``ON DELETE CASCADE``.
 """

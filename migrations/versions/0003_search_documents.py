@@ -5,8 +5,7 @@ The full-text side is raw SQL, one version per dialect, kept in step with
 reindex) updates both in one transaction:
 
 - SQLite: ``search_fts``, an FTS5 external-content table over ``terms`` keyed by ``seq``
-  (unicode61 tokenizer, no accent folding), and ``search_fts_instance`` (fts5vocab) that
-  the adapter counts word occurrences with.
+  (unicode61 tokenizer, no accent folding).
 - PostgreSQL: ``search_fts(seq, vector)`` with ``to_tsvector('simple', terms)`` and a GIN
   index; rows go with their document by ``ON DELETE CASCADE``.
 
@@ -39,7 +38,6 @@ SQLITE_UP = (
     """CREATE VIRTUAL TABLE search_fts USING fts5(
         terms, content='search_documents', content_rowid='seq',
         tokenize='unicode61 remove_diacritics 0')""",
-    "CREATE VIRTUAL TABLE search_fts_instance USING fts5vocab(search_fts, instance)",
     """CREATE TRIGGER search_fts_insert AFTER INSERT ON search_documents BEGIN
         INSERT INTO search_fts (rowid, terms) VALUES (new.seq, new.terms);
     END""",
@@ -55,7 +53,6 @@ SQLITE_DOWN = (
     "DROP TRIGGER IF EXISTS search_fts_update",
     "DROP TRIGGER IF EXISTS search_fts_delete",
     "DROP TRIGGER IF EXISTS search_fts_insert",
-    "DROP TABLE IF EXISTS search_fts_instance",
     "DROP TABLE IF EXISTS search_fts",
 )
 POSTGRES_UP = (

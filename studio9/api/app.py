@@ -7,13 +7,10 @@ lifespan also runs the background loops (supervisor sweeps, the search indexer) 
 for the edge ``serve``, the job worker threads.
 """
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio.to_thread
 import structlog
 from litestar import Litestar, Request, Router
 from litestar.di import Provide
@@ -30,7 +27,7 @@ from studio9.bootstrap import Container, build, write_admin_token
 from studio9.config.settings import Settings
 from studio9.files.api import FileController, provide_file_service
 from studio9.jobs.api import JobController, list_job_types
-from studio9.messaging import WorkerThreads
+from studio9.processes import running
 
 log = structlog.get_logger()
 
@@ -62,7 +59,7 @@ def create_app(
                     token_id=token.id,
                     hint="read it once, then keep it somewhere safe",
                 )
-            async with _background(container, run_workers=run_workers, loops=background):
+            async with running(container, workers=run_workers, loops=background):
                 yield
 
     api_v1 = Router(
@@ -95,31 +92,6 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-
-
-@asynccontextmanager
-async def _background(container: Container, *, run_workers: bool, loops: bool) -> AsyncIterator[None]:
-    """Worker threads and background loops, stopped in reverse order on exit."""
-    settings = container.settings
-    workers = WorkerThreads(container.broker.dramatiq_broker, settings.worker_threads)
-    tasks: list[asyncio.Task[None]] = []
-    if loops:
-        tasks.append(asyncio.create_task(container.indexer.run_forever(), name="indexer"))
-    if run_workers:
-        await anyio.to_thread.run_sync(workers.start)
-    if loops:
-        tasks.append(
-            asyncio.create_task(container.supervisor.run_forever(settings.sweep_interval), name="supervisor")
-        )
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if run_workers:
-            await anyio.to_thread.run_sync(workers.stop, settings.shutdown_timeout)
 
 
 def _container(request: Request[Any, Any, Any]) -> Container:

@@ -113,6 +113,8 @@ def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response
     if isinstance(exc, ValidationException):
         return _validation_problem(request, exc)
     headers = dict(exc.headers or {})
+    if exc.status_code >= 500:
+        log.error("request_failed", path=request.url.path, error=redact(repr(exc)), exc_info=exc)
     if exc.status_code == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="studio9"')
     detail = (

@@ -169,8 +169,13 @@ class AuthService:
         if found is None or not found[0].is_active(self.clock()):
             raise Unauthenticated("invalid, expired or revoked token")
         token, user = found
-        principal = Principal(user_id=user.id, username=user.username, role=user.role, token_id=token.id,
-                              token_expires_at=token.expires_at)
+        principal = Principal(
+            user_id=user.id,
+            username=user.username,
+            role=user.role,
+            token_id=token.id,
+            token_expires_at=token.expires_at,
+        )
         self._cache.put(key, principal)
         return principal
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 from litestar.response import Stream
 
 from studio9.auth.domain import Principal
@@ -286,7 +286,7 @@ class JobController(Controller):
         job_id: FromPath[str],
         principal: NamedDependency[Principal],
         job_service: NamedDependency[JobService],
-        blob_store: NamedDependency[BlobStore],
+        blob_store: NamedDependency[SkipValidation[BlobStore]],
     ) -> OutputListOut:
         """The job's named outputs (kept after the job ends)."""
         job = await job_service.get(principal, job_id)
@@ -304,7 +304,7 @@ class JobController(Controller):
         name: FromPath[str],
         principal: NamedDependency[Principal],
         job_service: NamedDependency[JobService],
-        blob_store: NamedDependency[BlobStore],
+        blob_store: NamedDependency[SkipValidation[BlobStore]],
     ) -> Stream:
         """Download one output, streamed."""
         job = await job_service.get(principal, job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -31,8 +32,10 @@ def noop(ctx: JobContext, params: NoopParams) -> dict[str, Any]:
 
 async def profile(ctx: JobContext, params: ProfileParams) -> dict[str, Any]:
     async with ctx.input_path(params.file) as path:
+        # Stored blobs have no file extension: tell Parquet by its magic bytes, else read CSV.
+        file_format = params.format or await ctx.in_thread(_sniff_format, path)
         profiled = await ctx.in_thread(
-            functools.partial(profile_file, path, file_format=params.format, on_progress=ctx.report)
+            functools.partial(profile_file, path, file_format=file_format, on_progress=ctx.report)
         )
     await ctx.put_output("profile.json", msgspec.json.encode(profiled))
     return {
@@ -41,6 +44,11 @@ async def profile(ctx: JobContext, params: ProfileParams) -> dict[str, Any]:
         "columns": len(profiled["columns"]),
         "output": "profile.json",
     }
+
+
+def _sniff_format(path: Path) -> Literal["csv", "parquet"]:
+    with path.open("rb") as handle:
+        return "parquet" if handle.read(4) == b"PAR1" else "csv"
 
 
 def builtin_registry() -> JobTypeRegistry:

@@ -5,6 +5,12 @@
 bounded by the chunk size and the sketch limits, never by the file size. It does no I/O
 besides reading that one file.
 
+Memory, concretely: CSV blocks are ``chunk_rows`` times the sampled row width, clamped to
+64 KiB..4 MiB, and pyarrow's reader keeps up to ~32 blocks read ahead (so ≤ ~130 MiB of
+text); Parquet reads about one row group (compressed) plus one decoded batch. Per column: up to
+``max_exact_distinct`` (+ one chunk) exact counters, then fixed-size sketches (KMV 4096
+hashes, 1024 heavy-hitter counters) and a quantile sketch of 4096 · log2(n / 4096) floats.
+
 The profile::
 
     {"format": "csv" | "parquet", "rows": int, "columns": [
@@ -25,8 +31,9 @@ Accuracy (see ``profiling_sketches`` for the algorithms):
 * Quantiles and histograms come from a compactor sketch (capacity 4096): exact below 4096
   values, else ``quantile_rank_error`` is a guaranteed bound on the normalised rank error
   (≈ 0.1 % for a million values). Histogram counts always sum to ``count - non_finite``.
-* mean/std are exact up to floating point; value columns absent from a type (e.g. mean of
-  a string) are ``None``. Nested/binary Parquet columns get count and nulls only.
+* mean/std are exact up to floating point. A statistic that does not apply to a type (a
+  string's mean) is ``None``. Nested columns, and Parquet binary columns that are not
+  UTF-8, are reported as ``string`` with count and nulls only.
 
 CSV: types are inferred from the first block, then fixed. If a later block does not fit
 (an integer column meets ``"abc"``), the profile restarts with that column widened to the
@@ -149,8 +156,10 @@ def _sniff(path: Path) -> tuple[bytes, int]:
         with path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             head = handle.read(_SAMPLE_BYTES)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+    except (FileNotFoundError, NotADirectoryError) as exc:
         raise InvalidInput(f"{path.name}: no such file", file=path.name) from exc
+    except IsADirectoryError as exc:
+        raise InvalidInput(f"{path.name} is a directory, not a file", file=path.name) from exc
     if size == 0:
         raise InvalidInput(f"{path.name} is empty", file=path.name)
     return head, size
@@ -328,7 +337,7 @@ def _csv_failure(exc: Exception, plan: _CsvPlan, schema: pa.Schema | None, path:
     if "UTF8" in message or "UTF-8" in message:
         return InvalidInput(f"{path.name} is not UTF-8 text: {message}", file=path.name)
     if "Empty CSV" in message:
-        return InvalidInput(f"{path.name} has no header row", file=path.name)
+        return InvalidInput(f"{path.name} has no complete header line", file=path.name)
     return InvalidInput(f"{path.name} is not a readable CSV file: {message}", file=path.name)
 
 

@@ -15,7 +15,8 @@ Conventions (documented in the profile's contract, see ``studio9.jobs.profiling`
   ``quantile_rank_error`` is their guaranteed normalised rank error (0.0 = exact).
 * Histograms have equal-width bins from min to max; counts come from the quantile sketch,
   so they are exact when ``quantile_rank_error`` is 0 and always sum to the finite count.
-* Timestamps are profiled at microsecond precision; date/time values render as ISO 8601.
+* Timestamps are counted and compared as epoch ints in their own unit (exact at ns) and
+  rendered as ISO 8601 to the microsecond; dates as ISO 8601 too.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ class ColumnProfile:
         self._quantiles = QuantileSketch(limits.quantile_capacity) if self.kind in NUMERIC else None
         self._exact: dict[Hashable, int] | None = {}
         self._value_type: pa.DataType | None = None
+        self._timestamp_type: pa.DataType | None = None
         self._distinct: DistinctSketch | None = None
         self._heavy: HeavyHitters | None = None
 
@@ -156,8 +158,8 @@ class ColumnProfile:
             "nulls": self.nulls,
             "non_finite": self.non_finite,
             **self._distinct_result(),
-            "min": _json_value(self._min),
-            "max": _json_value(self._max),
+            "min": self._render(self._min),
+            "max": self._render(self._max),
             "mean": self._moments.mean if numeric else None,
             "std": self._moments.std if numeric else None,
             **self._quantile_result(),
@@ -168,7 +170,7 @@ class ColumnProfile:
     # -- per chunk -------------------------------------------------------------------------
 
     def _canonical(self, values: pa.Array) -> pa.Array | None:
-        """One arrow type per kind: float64, µs timestamps, date32, utf8; ``None`` if unusable."""
+        """One arrow type per kind (float64, epoch int64, date32, utf8); ``None`` if unusable."""
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
         if self.kind is Kind.FLOAT:
@@ -176,8 +178,9 @@ class ColumnProfile:
             finite = values.filter(pc.is_finite(values))
             self.non_finite += len(values) - len(finite)
             values = finite
-        elif self.kind is Kind.DATETIME:
-            values = values.cast(pa.timestamp("us", values.type.tz), safe=False)
+        elif self.kind is Kind.DATETIME:  # epoch ints in the column's unit: exact at any precision
+            self._timestamp_type = values.type
+            values = values.cast(pa.int64())
         elif self.kind is Kind.DATE:
             values = values.cast(pa.date32())
         elif self.kind is Kind.STRING and not pa.types.is_string(values.type):
@@ -272,10 +275,18 @@ class ColumnProfile:
             items, error = self._heavy.items(), self._heavy.max_error
         top = heapq.nsmallest(self._limits.top_k, items, key=lambda item: (-item[1], item[0]))
         return {
-            "top_values": [{"value": _json_value(value), "count": count} for value, count in top],
+            "top_values": [{"value": self._render(value), "count": count} for value, count in top],
             "top_values_approximate": approximate,
             "top_values_max_error": error,
         }
+
+    def _render(self, value: Any) -> Any:
+        """A value as JSON: timestamps and dates in ISO 8601, the rest is JSON-native already."""
+        if value is None:
+            return None
+        if self._timestamp_type is not None:
+            return _timestamp_iso(value, self._timestamp_type)
+        return value.isoformat() if isinstance(value, datetime.date) else value
 
     def _histogram(self) -> dict[str, Any]:
         assert self._quantiles is not None
@@ -299,8 +310,8 @@ def _hashes(values: pa.Array) -> HashArray:
     return mix64(bits)
 
 
-def _json_value(value: Any) -> Any:
-    """Dates and times as ISO 8601; every other profiled value is already JSON-native."""
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    return value
+def _timestamp_iso(epoch: int, arrow_type: pa.DataType) -> str:
+    """ISO 8601 of an epoch int in ``arrow_type``'s unit (shown to the microsecond)."""
+    stamp = pa.array([epoch], pa.int64()).cast(arrow_type)
+    micros: datetime.datetime = stamp.cast(pa.timestamp("us", arrow_type.tz), safe=False)[0].as_py()
+    return micros.isoformat()

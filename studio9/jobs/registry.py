@@ -8,20 +8,19 @@ submit time, so a job never reaches a worker with params it cannot use.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import msgspec
 
 from studio9.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from studio9.jobs.context import JobContext
+from studio9.jobs.context import JobContext
 
 MAX_PARAMS_BYTES = 256 * 1024
 
-Handler = Callable[["JobContext", Any], Any]
+Handler = Callable[[JobContext, Any], Any]
 
 
 class UnknownJobType(InvalidInput):
@@ -97,11 +96,13 @@ class JobTypeRegistry:
         return job_type, stored
 
 
+_PATH = re.compile(r"at `\$\.?([^`]*)`")
+_NAMED = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
+
+
 def _field_of(exc: msgspec.ValidationError) -> str:
+    """``params.<path>`` of the offending field, from msgspec's message."""
     text = str(exc)
-    marker = "at `$."
-    if marker in text:
-        return "params." + text.split(marker, 1)[1].split("`", 1)[0]
-    if "missing required field `" in text:
-        return "params." + text.split("missing required field `", 1)[1].split("`", 1)[0]
-    return "params"
+    path, named = _PATH.search(text), _NAMED.search(text)
+    parts = [p for p in (path.group(1) if path else "", named.group(1) if named else "") if p]
+    return ".".join(["params", *parts])

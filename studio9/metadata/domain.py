@@ -5,9 +5,10 @@ and result today, assets later), written to the index by the indexer and replace
 any time: the system of record stays the truth, the index can be rebuilt.
 
 Text semantics, identical in every adapter because they all call ``words()``: text is
-NFKC-normalised, lowercased, and split into runs of letters and digits, so punctuation
-(underscores included) separates words and ``"data.profile"`` is the two words ``data``
-and ``profile``. A document matches a query when it contains every word of the query,
+NFKC-normalised, case-folded (``str.casefold``, a stronger lowercasing that also folds
+Greek final sigma, as SQLite's tokenizer does) and split into runs of letters and
+digits, so punctuation (underscores included) separates words and ``"data.profile"`` is
+the two words ``data`` and ``profile``. A document matches a query when it contains every word of the query,
 whole words only, with no stemming and no accent folding. A query without words (no
 text, blank text, punctuation only) does not filter by text.
 
@@ -47,7 +48,7 @@ _WORD = re.compile(r"[^\W_]+")
 
 def words(text: str) -> list[str]:
     """The words of ``text``, in order, as every adapter indexes and matches them."""
-    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
 class InvalidSearch(InvalidInput):
@@ -176,10 +177,13 @@ class SearchQuery:
         if not isinstance(data, dict) or data.get("q") != self._fingerprint():
             raise InvalidSearch("the cursor belongs to a different query", field="cursor")
         last_id, score = data.get("i"), data.get("s")
-        scored = isinstance(score, int | float) and not isinstance(score, bool)
-        if not isinstance(last_id, str) or scored != bool(self.words) or (score is not None and not scored):
+        if not isinstance(last_id, str) or isinstance(score, bool):
             raise InvalidSearch("malformed cursor", field="cursor")
-        return SearchPosition(id=last_id, score=float(score) if scored else None)
+        if not self.words and score is None:
+            return SearchPosition(id=last_id, score=None)
+        if self.words and isinstance(score, int | float):
+            return SearchPosition(id=last_id, score=float(score))
+        raise InvalidSearch("malformed cursor", field="cursor")
 
     def cursor_after(self, hit: SearchHit) -> str:
         """The cursor for the page that follows ``hit``."""

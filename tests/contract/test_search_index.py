@@ -100,6 +100,9 @@ async def test_accents_and_case_are_kept_apart_from_stemming(index: SearchIndex)
     assert await _ids(index, text="creme") == []  # no accent folding
     assert await _ids(index, text="recipe") == []  # no stemming
     assert await _ids(index, text="run") == []
+    greek = _doc("logos: λόγος")
+    await index.upsert([greek])
+    assert await _ids(index, text="ΛΌΓΟΣ") == [greek.id]  # final sigma folds like capital sigma
 
 
 async def test_hits_carry_fields_and_body_and_a_score_only_for_text(index: SearchIndex) -> None:
@@ -203,6 +206,22 @@ async def test_delete_removes_documents_and_ignores_unknown_ids(index: SearchInd
     assert await _ids(index, text="common") == [keep.id]
     assert await _ids(index, text="drop") == []
     assert await _ids(index) == [keep.id]
+
+
+async def test_words_of_removed_documents_never_match_later_ones(index: SearchIndex) -> None:
+    # SQLite reuses the highest rowid after a delete: a stale full-text entry would show here.
+    deleted = _doc("vanished deleted")
+    await index.upsert([deleted])
+    await index.delete([deleted.id])
+    after_delete = _doc("arrived")
+    await index.upsert([after_delete])
+    cleared = _doc("vanished cleared")
+    await index.upsert([cleared])
+    await index.clear("job")
+    after_clear = _doc("arrived again")
+    await index.upsert([after_clear])
+    assert await _ids(index, text="vanished") == []
+    assert await _ids(index, text="arrived") == [after_clear.id]
 
 
 async def test_pages_without_text_go_newest_first_with_no_repeats_or_gaps(index: SearchIndex) -> None:

@@ -31,7 +31,17 @@ def test_version(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["serve"], ["api"], ["worker"], ["migrate"], ["users"], ["users", "create"], ["users", "list"]],
+    [
+        [],
+        ["serve"],
+        ["api"],
+        ["worker"],
+        ["migrate"],
+        ["reindex"],
+        ["users"],
+        ["users", "create"],
+        ["users", "list"],
+    ],
 )
 def test_help_is_useful_for_every_command(tmp_path: Path, command: list[str]) -> None:
     result = run_cli(*command, "--help", env=studio9_env(tmp_path))
