@@ -31,7 +31,7 @@ from studio9.errors import BackendUnavailable, ConfigError
 from studio9.files.ports import BlobStore
 from studio9.files.service import FileService
 from studio9.jobs.builtin import builtin_registry
-from studio9.jobs.ports import JobHistory, JobStore
+from studio9.jobs.ports import JobHistory, JobStore, WorkerRegistry
 from studio9.jobs.runtime import JobRuntime
 from studio9.jobs.search import JobIndexer, JobSearch
 from studio9.jobs.service import JobPolicy, JobService
@@ -142,6 +142,7 @@ class Container:
     supervisor: Supervisor
     indexer: JobIndexer
     job_search: JobSearch
+    workers: WorkerRegistry
     started_at: float = attrs.field(factory=time.monotonic)
 
 
@@ -195,6 +196,7 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             supervisor=Supervisor(jobs, blobs),
             indexer=JobIndexer(database.jobs, jobs.store, jobs.history, index),
             job_search=JobSearch(index, jobs.store),
+            workers=database.workers,
         )
 
 
@@ -239,6 +241,17 @@ def migrate(settings: Settings, *, revision: str = "head", downgrade: bool = Fal
     from adapters.sql import migrations
 
     migrations.run(url, revision=revision, downgrade=downgrade)
+
+
+def check_schema(settings: Settings) -> None:
+    """Raise ConfigError unless the system-of-record schema is up to date (no-op for memory://)."""
+    url = AdapterURL.parse(settings.database_url, setting="STUDIO9_DATABASE_URL")
+    adapter_class(DATABASES, url, setting="STUDIO9_DATABASE_URL")
+    if url.scheme == "memory":
+        return
+    from adapters.sql import migrations
+
+    migrations.check_current(url)
 
 
 def write_admin_token(data_dir: Path, secret: str) -> Path:

@@ -191,6 +191,8 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
     from studio9.bootstrap import build
     from studio9.processes import running
 
+    asyncio.run(_preflight(settings))
+
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -214,10 +216,11 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _preflight(settings: Settings) -> None:
     """Open and check every backend once, so a bad setting fails before the server starts."""
-    from studio9.bootstrap import build
+    from studio9.bootstrap import build, check_schema
 
     async with build(settings):
         pass
+    check_schema(settings)
 
 
 def _run_reindex(settings: Settings, args: argparse.Namespace) -> int:

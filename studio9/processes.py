@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import anyio.to_thread
+import structlog
 
 from studio9.bootstrap import Container
+from studio9.jobs.ports import WorkerInfo
 from studio9.messaging import WorkerThreads
+
+log = structlog.get_logger()
 
 
 @contextlib.asynccontextmanager
@@ -27,6 +34,7 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
         tasks.append(asyncio.create_task(container.indexer.run_forever(), name="indexer"))
     if workers:
         await anyio.to_thread.run_sync(threads.start)
+        tasks.append(asyncio.create_task(_announce(container), name="worker-announcer"))
     if loops:
         tasks.append(
             asyncio.create_task(container.supervisor.run_forever(settings.sweep_interval), name="supervisor")
@@ -40,3 +48,24 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
                 await task
         if workers:
             await anyio.to_thread.run_sync(threads.stop, settings.shutdown_timeout)
+            with contextlib.suppress(Exception):
+                await container.workers.forget(container.runtime.worker_id)
+
+
+async def _announce(container: Container) -> None:
+    """Tell the registry this worker process is alive, every heartbeat interval."""
+    started = datetime.now(UTC)
+    while True:
+        info = WorkerInfo(
+            id=container.runtime.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            threads=container.settings.worker_threads,
+            started_at=started,
+            seen_at=datetime.now(UTC),
+        )
+        try:
+            await container.workers.announce(info)
+        except Exception:
+            log.warning("worker_announce_failed", exc_info=True)
+        await asyncio.sleep(container.settings.heartbeat_interval)

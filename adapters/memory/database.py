@@ -15,7 +15,7 @@ from typing import Self
 import attrs
 
 from adapters.memory.files import InMemoryFileRecords
-from adapters.memory.jobs import InMemoryJobStore
+from adapters.memory.jobs import InMemoryJobStore, InMemoryWorkerRegistry
 from studio9.auth.domain import ApiToken, TokenNotFound, User, UsernameTaken, UserNotFound
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL
@@ -124,6 +124,7 @@ class MemoryDatabase:
         self.tokens = InMemoryTokenStore(tables)
         self.jobs = InMemoryJobStore()
         self.files = InMemoryFileRecords()
+        self.workers = InMemoryWorkerRegistry()
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import attrs
 
 from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobNotFound, JobStatus
-from studio9.jobs.ports import Change, DueCriteria, JobQuery
+from studio9.jobs.ports import Change, DueCriteria, JobQuery, WorkerInfo
 
 
 class InMemoryJobStore:
@@ -122,3 +123,23 @@ def _is_due(job: Job, c: DueCriteria) -> bool:
             )
         )
     return job.cleaned_at is None
+
+
+class InMemoryWorkerRegistry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._workers: dict[str, WorkerInfo] = {}
+
+    async def announce(self, worker: WorkerInfo) -> None:
+        with self._lock:
+            known = self._workers.get(worker.id)
+            self._workers[worker.id] = attrs.evolve(worker, started_at=known.started_at) if known else worker
+
+    async def live(self, *, seen_after: datetime) -> Sequence[WorkerInfo]:
+        with self._lock:
+            found = [w for w in self._workers.values() if w.seen_at > seen_after]
+        return sorted(found, key=lambda w: (w.host, w.id))
+
+    async def forget(self, worker_id: str) -> None:
+        with self._lock:
+            self._workers.pop(worker_id, None)

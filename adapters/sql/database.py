@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from adapters.sql.auth import SqlTokenStore, SqlUserStore
 from adapters.sql.files import SqlFileRecords
 from adapters.sql.jobs import SqlJobStore
+from adapters.sql.workers import SqlWorkerRegistry
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
@@ -45,6 +46,7 @@ class SqlDatabase:
         self.tokens = SqlTokenStore(self.sessions)
         self.jobs = SqlJobStore(self.sessions)
         self.files = SqlFileRecords(self.sessions)
+        self.workers = SqlWorkerRegistry(self.sessions)
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -97,6 +97,19 @@ class FileRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class WorkerRow(Base):
+    """Worker processes and when each last announced itself."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    threads: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class OutboxRow(Base):
     """Changes to project into the search index, written in the same transaction as the change."""
 

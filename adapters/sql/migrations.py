@@ -59,3 +59,26 @@ def run(url: AdapterURL, *, revision: str = "head", downgrade: bool = False) -> 
         raise ConfigError(f"migration failed on {url}: {reason}", setting=SETTING) from None
     finally:
         engine.dispose()
+
+
+def check_current(url: AdapterURL) -> None:
+    """Raise ConfigError unless the database's schema is at the newest revision."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    engine = sa.create_engine(sync_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        reason = redact(str(getattr(exc, "orig", None) or exc)).splitlines()[0]
+        raise ConfigError(f"cannot read the schema revision of {url}: {reason}", setting=SETTING) from None
+    finally:
+        engine.dispose()
+    if current != head:
+        raise ConfigError(
+            f"the database schema is at revision {current or 'none'} but this Studio9 needs {head}; "
+            "run `studio9 migrate`",
+            setting=SETTING,
+        )

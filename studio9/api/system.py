@@ -1,6 +1,7 @@
 """Service-level routes: liveness (public), identity (public) and status (authenticated)."""
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -32,11 +33,22 @@ class AboutOut(msgspec.Struct):
     api: str
 
 
+class WorkerOut(msgspec.Struct):
+    id: str
+    host: str
+    pid: int
+    threads: int
+    started_at: datetime
+    seen_at: datetime
+
+
 class StatusOut(msgspec.Struct):
     version: str
     build: str
     uptime_seconds: float
     backends: dict[str, BackendOut]
+    jobs: dict[str, int]
+    workers: list[WorkerOut]
 
 
 def _container(request: Request[Any, Any, Any]) -> Any:
@@ -67,10 +79,13 @@ async def about(request: Request[Any, Any, Any]) -> AboutOut:
 
 @get("/status", operation_id="GetStatus", tags=["system"])
 async def status(request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> StatusOut:
-    """Uptime and the state of each backend, with its (password-redacted) URL and any error."""
+    """Uptime; each backend's state, (password-redacted) URL and error; jobs per status; live workers."""
     container = _container(request)
     checks = await check_backends(container.backends, timeout=container.settings.backend_timeout)
     urls = container.settings.public()
+    counts = await container.jobs.store.counts()
+    seen_after = datetime.now(UTC) - timedelta(seconds=container.settings.lease_timeout)
+    workers = await container.workers.live(seen_after=seen_after)
     return StatusOut(
         version=__version__,
         build=container.settings.build,
@@ -84,6 +99,13 @@ async def status(request: Request[Any, Any, Any], principal: NamedDependency[Pri
             )
             for c in checks
         },
+        jobs={status.value: count for status, count in counts.items()},
+        workers=[
+            WorkerOut(
+                id=w.id, host=w.host, pid=w.pid, threads=w.threads, started_at=w.started_at, seen_at=w.seen_at
+            )
+            for w in workers
+        ],
     )
 
 

@@ -1,10 +1,12 @@
-"""The job types Studio9 ships: ``system.noop`` and ``data.profile``."""
+"""The job types Studio9 ships: ``system.noop``, ``system.sleep`` and ``data.profile``."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -19,6 +21,13 @@ class NoopParams(msgspec.Struct, forbid_unknown_fields=True):
     echo: Any = None
 
 
+class SleepParams(msgspec.Struct, forbid_unknown_fields=True):
+    """Wait, reporting progress: for demos, drills and tests of cancellation and recovery."""
+
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 1.0
+    message: Annotated[str, msgspec.Meta(max_length=200)] = "sleeping"
+
+
 class ProfileParams(msgspec.Struct, forbid_unknown_fields=True):
     """Profile an uploaded CSV or Parquet file (``POST /api/v1/files`` gives its id)."""
 
@@ -28,6 +37,18 @@ class ProfileParams(msgspec.Struct, forbid_unknown_fields=True):
 
 def noop(ctx: JobContext, params: NoopParams) -> dict[str, Any]:
     return {"echo": params.echo}
+
+
+async def sleep(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < params.seconds:
+        ctx.report(
+            elapsed / params.seconds if params.seconds else 1.0,
+            eta=params.seconds - elapsed,
+            message=params.message,
+        )
+        await asyncio.sleep(min(0.1, params.seconds - elapsed))
+    return {"slept": params.seconds}
 
 
 async def profile(ctx: JobContext, params: ProfileParams) -> dict[str, Any]:
@@ -60,6 +81,15 @@ def builtin_registry() -> JobTypeRegistry:
             params=NoopParams,
             timeout=60,
             description="Returns at once; for health checks and benchmarks.",
+        )
+    )
+    registry.register(
+        JobType(
+            name="system.sleep",
+            handler=sleep,
+            params=SleepParams,
+            timeout=86_400 + 60,
+            description="Waits the given seconds, reporting progress.",
         )
     )
     registry.register(

@@ -98,6 +98,31 @@ class JobQueue(Protocol):
 
 
 @attrs.frozen(kw_only=True)
+class WorkerInfo:
+    """A process that runs jobs, as it last announced itself."""
+
+    id: str
+    host: str
+    pid: int
+    threads: int
+    started_at: datetime
+    seen_at: datetime
+
+
+class WorkerRegistry(Protocol):
+    """Which worker processes are alive (they announce themselves every heartbeat)."""
+
+    async def announce(self, worker: WorkerInfo) -> None:
+        """Insert or refresh the worker's row."""
+
+    async def live(self, *, seen_after: datetime) -> Sequence[WorkerInfo]:
+        """Workers seen after ``seen_after``, by host then id."""
+
+    async def forget(self, worker_id: str) -> None:
+        """Remove the worker (graceful stop). Idempotent."""
+
+
+@attrs.frozen(kw_only=True)
 class Change:
     """An outbox entry: ``topic`` (e.g. ``job``) and the id of what changed."""
 

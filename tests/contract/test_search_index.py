@@ -18,9 +18,6 @@ from studio9.metadata import InvalidSearch, SearchDocument, SearchHit, SearchInd
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ADA, BOB = new_id(1_000), new_id(2_000)
-# memory:// of the index is the search adapter; the composition root's table may still
-# name the placeholder backend, so the contract pins it.
-INDEXES = {**bootstrap.INDEXES, "memory": "adapters.memory.search:InMemorySearchIndex"}
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -43,7 +40,7 @@ async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         )
         yield await stack.enter_async_context(
             bootstrap.open_adapter(
-                INDEXES,
+                bootstrap.INDEXES,
                 index_url,
                 setting="STUDIO9_INDEX_URL",
                 options=AdapterOptions(data_dir=tmp_path, database=database),

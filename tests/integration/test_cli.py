@@ -133,3 +133,10 @@ def test_a_cloud_scheme_without_its_extra_exits_2_naming_the_dependency(tmp_path
     )
     assert result.returncode == 2, result.stderr
     assert "studio9: error: STUDIO9_BROKER_URL: amqp:// needs the optional dependency 'pika'" in result.stderr
+
+
+def test_api_on_an_unmigrated_database_exits_2_asking_for_migrate(tmp_path: Path) -> None:
+    result = run_cli("api", env=studio9_env(tmp_path / "data"))
+    assert result.returncode == 2, result.stderr
+    assert "STUDIO9_DATABASE_URL: the database schema is at revision none" in result.stderr
+    assert "run `studio9 migrate`" in result.stderr
