@@ -5,6 +5,8 @@
     studio9 worker     job workers only (cloud; run M of them)
     studio9 migrate    bring the database schema up to date
     studio9 reindex    rebuild the search index from the database
+    studio9 jobs       submit, list, show, cancel and watch jobs through the API
+    studio9 files      upload files through the API
     studio9 users      create and list users; prints a new user's token once
 
 Any problem with the settings or an unreachable backend ends the process with exit
@@ -104,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
     migrate.add_argument("--downgrade", action="store_true", help="go down to --revision instead of up")
     migrate.set_defaults(run=_run_migrate)
+
+    from studio9.cli_client import add_commands
+
+    add_commands(commands)
 
     reindex = commands.add_parser(
         "reindex",

@@ -226,6 +226,27 @@ class AuthService:
         self._cache.evict_user(user_id)
         log.info("user_deleted", user_id=user_id, by=actor.user_id)
 
+    async def local_principal(self, username: str = "local") -> Principal:
+        """The principal of an in-process caller (embedding), as the service account ``username``.
+
+        Creates the account on first use. No token exists for it: this is for code that
+        runs inside the process, never for requests.
+        """
+        try:
+            user = await self.users.get_by_username(username)
+        except UserNotFound:
+            try:
+                user, _ = await self.create_user(None, username, role=Role.SERVICE)
+            except UsernameTaken:
+                user = await self.users.get_by_username(username)
+        return Principal(
+            user_id=user.id,
+            username=user.username,
+            role=user.role,
+            token_id="in-process",  # noqa: S106 - a label: in-process callers hold no token
+            token_expires_at=datetime.max.replace(tzinfo=UTC),
+        )
+
     async def ensure_first_admin(self) -> IssuedToken | None:
         """On an empty user table, create the ``admin`` user and return its first token.
 

@@ -178,6 +178,18 @@ class Settings:
     max_upload_bytes: int = _setting(
         1024**3, "Largest file accepted by `POST /api/v1/files`, in bytes.", validator=_positive
     )
+    api_url: str = _setting(
+        "",
+        "Server the `studio9 jobs` and `studio9 files` commands talk to (default: this host and port).",
+        shown_default="http://<host>:<port>",
+    )
+    token: str = _setting(
+        "",
+        "API token for the `studio9 jobs` and `studio9 files` commands (default: `<data dir>/admin-token`"
+        " when readable).",
+        shown_default="(none)",
+        repr=lambda value: "***" if value else "''",
+    )
     auth_cache_seconds: float = _setting(
         5.0,
         "Seconds a verified token is trusted without asking the database again; bounds how long a"

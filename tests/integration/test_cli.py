@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,44 @@ def test_api_on_an_unmigrated_database_exits_2_asking_for_migrate(tmp_path: Path
     assert result.returncode == 2, result.stderr
     assert "STUDIO9_DATABASE_URL: the database schema is at revision none" in result.stderr
     assert "run `studio9 migrate`" in result.stderr
+
+
+def test_jobs_and_files_commands_drive_a_running_server(tmp_path: Path) -> None:
+    from tests.integration.processes import free_port, start, stop, wait_http
+
+    port = free_port()
+    env = studio9_env(tmp_path / "data", STUDIO9_PORT=str(port))
+    server = start("serve", env=env, log=tmp_path / "serve.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", server)
+        data = tmp_path / "numbers.csv"
+        data.write_text("n\n" + "\n".join(str(i) for i in range(100)) + "\n")
+        uploaded = run_cli("files", "upload", str(data), env=env)
+        assert uploaded.returncode == 0, uploaded.stderr
+        file_id = json.loads(uploaded.stdout)["id"]
+
+        params = tmp_path / "params.json"
+        params.write_text(json.dumps({"file": file_id}))
+        watched = run_cli("jobs", "submit", "data.profile", "--params-file", str(params), "--watch", env=env)
+        assert watched.returncode == 0, watched.stderr
+        job_id = watched.stdout.strip()
+        assert "100.0% completed" in watched.stderr
+
+        shown = json.loads(run_cli("jobs", "show", job_id, env=env).stdout)
+        assert shown["result"]["rows"] == 100
+        listed = run_cli("jobs", "list", "--status", "completed", env=env)
+        assert job_id in listed.stdout
+
+        sleeper = json.loads(
+            run_cli("jobs", "submit", "system.sleep", "--param", "seconds=30", env=env).stdout
+        )
+        cancelled = run_cli("jobs", "cancel", sleeper["id"], env=env)
+        assert cancelled.returncode == 0
+        assert sleeper["id"] in cancelled.stdout
+
+        bad = run_cli("jobs", "submit", "system.noop", "--param", "nope=1", env=env)
+        assert bad.returncode == 1
+        assert "422" in bad.stderr and "params.nope" in bad.stderr
+        assert "system.sleep" in run_cli("jobs", "types", env=env).stdout
+    finally:
+        assert stop(server) == 0

@@ -200,3 +200,48 @@ async def test_cancel_a_queued_job_then_409(tmp_path: Path) -> None:
         again = await client.delete(f"/api/v1/jobs/{job['id']}", headers=headers)
         assert again.status_code == 409
         assert again.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_malformed_csv_fails_naming_the_row(client: Client, admin_headers: dict[str, str]) -> None:
+    upload = await client.post(
+        "/api/v1/files?name=bad.csv", headers=admin_headers, content=b"a,b\n1,2\n3,4,5\n6,7\n"
+    )
+    response = await client.post(
+        "/api/v1/jobs",
+        headers=admin_headers,
+        json={"type": "data.profile", "params": {"file": upload.json()["id"]}},
+    )
+    job = await _wait(client, admin_headers, response.json()["id"], "completed", "failed")
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "handler_error"
+    assert "Row #3" in job["error"]["message"]
+    assert job["attempt"] == 1  # bad input is not worth a retry
+
+
+async def test_five_hundred_noop_jobs_through_http_all_complete(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    async def submit(i: int) -> str:
+        response = await client.post(
+            "/api/v1/jobs", headers=admin_headers, json={"type": "system.noop", "params": {"echo": i}}
+        )
+        assert response.status_code == 201
+        job_id: str = response.json()["id"]
+        return job_id
+
+    ids = await asyncio.gather(*(submit(i) for i in range(500)))
+    for _ in range(600):
+        counts = (await client.get("/status", headers=admin_headers)).json()["jobs"]
+        if counts["completed"] == 500:
+            break
+        await asyncio.sleep(0.05)
+    assert counts == {
+        "submitted": 0,
+        "queued": 0,
+        "running": 0,
+        "completed": 500,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    sample = (await client.get(f"/api/v1/jobs/{ids[123]}", headers=admin_headers)).json()
+    assert sample["result"] == {"echo": 123}
