@@ -20,7 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from studio9 import __version__
 from studio9.api.middleware import request_context
 from studio9.api.problems import exception_handlers
-from studio9.api.security import BearerTokenMiddleware, provide_auth_service, provide_principal
+from studio9.api.security import bearer_auth, provide_auth_service, provide_principal
 from studio9.api.system import about, health, status
 from studio9.auth.api import AuthController, UserController
 from studio9.bootstrap import Container, build, write_admin_token
@@ -69,7 +69,7 @@ def create_app(
     return Litestar(
         route_handlers=[health, about, status, api_v1],
         lifespan=[lifespan],
-        middleware=[request_context, BearerTokenMiddleware],
+        middleware=[request_context, bearer_auth],
         dependencies={
             "principal": Provide(provide_principal, sync_to_thread=False),
             "auth_service": Provide(provide_auth_service, sync_to_thread=False),

@@ -1,8 +1,9 @@
 """Bearer-token authentication for every route but the public ones.
 
-The middleware puts the ``Principal`` in ``scope["user"]``; handlers receive it through
-the ``principal`` dependency. Token checks go through ``AuthService.authenticate``,
-which caches verified tokens briefly (``STUDIO9_AUTH_CACHE_SECONDS``).
+A plain ASGI middleware (it runs on every request, so it stays lean): it reads the
+``Authorization`` header, asks ``AuthService.authenticate`` (which caches verified
+tokens for ``STUDIO9_AUTH_CACHE_SECONDS``) and puts the ``Principal`` in
+``scope["user"]``; handlers receive it through the ``principal`` dependency.
 """
 
 from __future__ import annotations
@@ -10,35 +11,40 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
-from litestar.connection import ASGIConnection
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import ASGIApp
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from studio9.auth import AuthService, Principal
 from studio9.errors import Unauthenticated
 
-# Reachable without a token: liveness, identity of the service, and the login itself
-# (it checks a username and password instead).
-PUBLIC_PATHS = ("^/health$", "^/about$")
-LOGIN_PATH = "/api/v1/auth/tokens"
+#: Reachable without a token: liveness and identity of the service.
+PUBLIC_PATHS = frozenset({"/health", "/about"})
+#: The login checks a username and password instead of a token.
+LOGIN = ("POST", "/api/v1/auth/tokens")
 
 
-class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
-    def __init__(self, app: ASGIApp) -> None:
-        super().__init__(app, exclude=list(PUBLIC_PATHS))
+def bearer_auth(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP and _needs_token(scope["method"], scope["path"]):
+            auth: AuthService = scope["app"].state.container.auth
+            scope["user"] = await auth.authenticate(_bearer(scope))
+        await app(scope, receive, send)
 
-    async def authenticate_request(
-        self, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
-        if connection.scope["path"] == LOGIN_PATH and connection.scope.get("method") == "POST":
-            return AuthenticationResult(user=None, auth=None)
-        header = connection.headers.get("authorization", "")
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
-        auth: AuthService = connection.app.state.container.auth
-        principal = await auth.authenticate(secret.strip())
-        return AuthenticationResult(user=principal, auth=principal.token_id)
+    return middleware
+
+
+def _needs_token(method: str, path: str) -> bool:
+    return path not in PUBLIC_PATHS and (method, path) != LOGIN
+
+
+def _bearer(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, secret = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and secret.strip():
+                return secret.strip()
+            break
+    raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
