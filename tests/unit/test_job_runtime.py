@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import attrs
@@ -233,3 +234,31 @@ async def test_terminal_jobs_temp_resources_are_cleaned_once(tmp_path: Path) -> 
         assert await h.blobs.size(f"jobs/{job.id}/outputs/out.txt") == 5  # outputs are kept
         assert await h.supervisor.sweep() == {}
         assert (await _reasons(h, job.id)).count("resources_cleaned") == 1
+
+
+async def test_the_lease_is_taken_at_claim_and_renewed_by_heartbeats(tmp_path: Path) -> None:
+    async with harness(tmp_path, lease_timeout=7.0) as h:
+        job = await h.service.submit(OWNER, "test.sleep", {"seconds": 0.4, "steps": 40})
+        h.queue.sent.clear()
+        run = asyncio.create_task(h.runtime.run(job.id))
+        await asyncio.sleep(0.02)
+        claimed = await h.store.get(job.id)
+        assert claimed.lease_owner == h.runtime.worker_id
+        assert claimed.lease_expires_at == claimed.started_at + timedelta(seconds=7)
+        assert claimed.deadline_at == claimed.started_at + timedelta(seconds=5)  # the type's timeout
+        h.clock.advance(3)
+        await asyncio.sleep(0.15)  # a few heartbeats at 0.05 s
+        renewed = await h.store.get(job.id)
+        assert renewed.lease_expires_at == renewed.last_heartbeat_at + timedelta(seconds=7)
+        assert renewed.lease_expires_at > claimed.lease_expires_at
+        assert renewed.progress > 0 and renewed.message is not None
+        await run
+
+
+async def test_a_submitted_job_can_be_cancelled(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        job = await h.service.submit(OWNER, "test.sleep", {})
+        stored = await h.store.get(job.id)
+        submitted = attrs.evolve(stored, status=JobStatus.SUBMITTED)
+        assert await h.store.save(submitted, expected_version=stored.version) is not None
+        assert (await h.service.cancel(OWNER, job.id)).status is JobStatus.CANCELLED
