@@ -55,8 +55,13 @@ UVICORN_FLAGS = ("--no-access-log", "--log-level", "warning", "--lifespan", "on"
 @get(BARE_PATH)
 async def bare_me() -> dict[str, str]:
     """A constant answer shaped like Studio9's ``MeOut``."""
-    return {"id": "01JBENCHMARKUSER0000000000", "username": "admin", "role": "admin",
-            "token_id": "01JBENCHMARKTOKEN000000000", "token_expires_at": "2030-01-01T00:00:00Z"}
+    return {
+        "id": "01JBENCHMARKUSER0000000000",
+        "username": "admin",
+        "role": "admin",
+        "token_id": "01JBENCHMARKTOKEN000000000",
+        "token_expires_at": "2030-01-01T00:00:00Z",
+    }
 
 
 bare_app = Litestar(route_handlers=[bare_me], logging_config=None, debug=False)
@@ -81,8 +86,10 @@ class Result:
     errors: int
 
     def line(self, name: str) -> str:
-        return (f"{name:<16} rps={self.rps:.1f} p50_ms={self.p50_ms:.2f} p99_ms={self.p99_ms:.2f}"
-                f" errors={self.errors}")
+        return (
+            f"{name:<16} rps={self.rps:.1f} p50_ms={self.p50_ms:.2f} p99_ms={self.p99_ms:.2f}"
+            f" errors={self.errors}"
+        )
 
 
 # -- servers -------------------------------------------------------------------------------
@@ -95,8 +102,12 @@ def free_port() -> int:
 def studio9_env(data_dir: Path) -> dict[str, str]:
     """This process's environment without any STUDIO9_* setting, plus a fresh data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO9_")}
-    env.update(STUDIO9_DATA_DIR=str(data_dir), STUDIO9_LOG_LEVEL="warning", STUDIO9_LOG_FORMAT="json",
-               STUDIO9_SHUTDOWN_TIMEOUT="5")
+    env.update(
+        STUDIO9_DATA_DIR=str(data_dir),
+        STUDIO9_LOG_LEVEL="warning",
+        STUDIO9_LOG_FORMAT="json",
+        STUDIO9_SHUTDOWN_TIMEOUT="5",
+    )
     return env
 
 
@@ -148,8 +159,15 @@ def check_answer(target: Target) -> None:
 
 def migrate(env: dict[str, str], log_path: Path) -> None:
     with log_path.open("wb") as log:
-        done = subprocess.run([sys.executable, "-m", "studio9", "migrate"], cwd=REPO_ROOT, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, timeout=120, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "studio9", "migrate"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=False,
+        )
     if done.returncode:
         raise RuntimeError(f"studio9 migrate exited with {done.returncode}:\n{log_tail(log_path)}")
 
@@ -165,8 +183,17 @@ def start_studio9(stack: contextlib.ExitStack, workdir: Path) -> Target:
 
 def start_bare(stack: contextlib.ExitStack, workdir: Path) -> Target:
     log_path, port = workdir / "bare.log", free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "benchmarks.http_baseline:bare_app", "--host", HOST,
-           "--port", str(port), *UVICORN_FLAGS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.http_baseline:bare_app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        *UVICORN_FLAGS,
+    ]
     proc = stack.enter_context(server(cmd, dict(os.environ), log_path))
     wait_ready(url := f"http://{HOST}:{port}{BARE_PATH}", proc, log_path)
     return Target("bare_litestar", url)
@@ -178,15 +205,24 @@ _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 def run_wrk(target: Target, duration: int, connections: int, threads: int, workdir: Path) -> Result:
-    cmd = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s", "--latency",
-           f"--timeout={REQUEST_TIMEOUT_S:g}s"]
+    cmd = [
+        "wrk",
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        f"--timeout={REQUEST_TIMEOUT_S:g}s",
+    ]
     if target.token_file is not None:
         script = workdir / "auth.lua"
-        script.write_text(f"local f = assert(io.open({json.dumps(str(target.token_file))}, 'r'))\n"
-                          "wrk.headers['Authorization'] = 'Bearer ' .. f:read('*l')\nf:close()\n")
+        script.write_text(
+            f"local f = assert(io.open({json.dumps(str(target.token_file))}, 'r'))\n"
+            "wrk.headers['Authorization'] = 'Bearer ' .. f:read('*l')\nf:close()\n"
+        )
         cmd += ["-s", str(script)]
-    done = subprocess.run([*cmd, target.url], capture_output=True, text=True, check=True,
-                          timeout=duration + 30)
+    done = subprocess.run(
+        [*cmd, target.url], capture_output=True, text=True, check=True, timeout=duration + 30
+    )
     return parse_wrk(done.stdout)
 
 
@@ -237,18 +273,24 @@ def percentile_ms(ordered: list[float], fraction: float) -> float:
 
 async def python_load(target: Target, duration: int, connections: int) -> Result:
     url = urllib.parse.urlsplit(target.url)
-    lines = [f"GET {url.path} HTTP/1.1", f"Host: {url.netloc}", "Connection: keep-alive",
-             *(f"{k}: {v}" for k, v in target.headers().items())]
+    lines = [
+        f"GET {url.path} HTTP/1.1",
+        f"Host: {url.netloc}",
+        "Connection: keep-alive",
+        *(f"{k}: {v}" for k, v in target.headers().items()),
+    ]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode()
     latencies: list[float] = []
     started = time.perf_counter()
     async with asyncio.timeout(duration + 2 * REQUEST_TIMEOUT_S):
-        errors = await asyncio.gather(*(_connection(request, url.port or 80, started + duration, latencies)
-                                        for _ in range(connections)))
+        errors = await asyncio.gather(
+            *(_connection(request, url.port or 80, started + duration, latencies) for _ in range(connections))
+        )
     elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
-    return Result(len(ordered) / elapsed, percentile_ms(ordered, 0.5), percentile_ms(ordered, 0.99),
-                  sum(errors))
+    return Result(
+        len(ordered) / elapsed, percentile_ms(ordered, 0.5), percentile_ms(ordered, 0.99), sum(errors)
+    )
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -264,8 +306,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections (default 64)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per target (default 2)")
-    parser.add_argument("--load-generator", choices=("auto", "wrk", "python"), default="auto",
-                        help="auto: wrk when on PATH, else the asyncio client")
+    parser.add_argument(
+        "--load-generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="auto: wrk when on PATH, else the asyncio client",
+    )
     args = parser.parse_args()
     if args.duration <= 0 or args.connections < 1 or args.threads < 1 or args.warmup < 0:
         parser.error("--duration and --connections, --threads must be positive, --warmup not negative")
