@@ -105,8 +105,7 @@ def bare_dramatiq(args: argparse.Namespace, deadline: Deadline) -> Figure:
         ran_at[0] = time.perf_counter()
         ran.set()
 
-    declare = dramatiq.actor(actor_name="bench.noop", queue_name="bench", broker=broker, max_retries=0)
-    actor = declare(noop)
+    actor = dramatiq.actor(actor_name="bench.noop", queue_name="bench", broker=broker, max_retries=0)(noop)
     worker = dramatiq.Worker(broker, worker_threads=args.threads, worker_timeout=WORKER_TIMEOUT_MS)
     worker.start()
     figure = Figure()
@@ -223,13 +222,13 @@ async def _service(settings: Any, args: argparse.Namespace, deadline: Deadline) 
             return job.status.value, _stored_seconds(job.submitted_at, job.completed_at)
 
         async def busy() -> bool:
-            counts = await store.counts()
-            return any(n for status, n in counts.items() if not status.is_terminal)
+            return any(n for status, n in (await store.counts()).items() if not status.is_terminal)
 
         async def failures() -> int:
             return (await store.counts())[JobStatus.FAILED]
 
-        return await measure(Jobs(submit, read, busy, failures, poll_s=0.001), args, deadline, "service")
+        poll_s = (args.poll_ms or 1.0) / 1000
+        return await measure(Jobs(submit, read, busy, failures, poll_s), args, deadline, "service")
 
 
 # -- 3. through HTTP -----------------------------------------------------------------------
@@ -306,7 +305,9 @@ async def _http(base: str, token: str, args: argparse.Namespace, deadline: Deadl
         async def failures() -> int:  # counts up to 500
             return await listed("failed", 500)
 
-        return await measure(Jobs(submit, read, busy, failures, poll_s=0.002), args, deadline, "HTTP")
+        return await measure(
+            Jobs(submit, read, busy, failures, poll_s=(args.poll_ms or 2.0) / 1000), args, deadline, "HTTP"
+        )
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -325,6 +326,7 @@ def parse_args() -> argparse.Namespace:
         choices=("debug", "info", "warning", "error"),
         help="STUDIO9_LOG_LEVEL",
     )
+    parser.add_argument("--poll-ms", type=float, help="latency poll interval (default 1 service, 2 HTTP)")
     parser.add_argument(
         "--only", action="append", choices=("bare", "service", "http"), help="run only these (repeatable)"
     )

@@ -38,6 +38,7 @@ from studio9.jobs.service import JobPolicy, JobService
 from studio9.jobs.supervisor import Supervisor
 from studio9.jobs.tasks import declare_job_actor
 from studio9.messaging.dispatch import DramatiqJobQueue
+from studio9.messaging.events import EventPublisher
 from studio9.messaging.ports import JobBroker
 from studio9.metadata.ports import SearchIndex
 
@@ -68,6 +69,12 @@ SINKS: Final = {
     "memory": "adapters.memory.backends:InMemoryBackend",
     "sqlite": "adapters.sink.sqlite:SqlitePredictionSink",
 }
+EVENTS: Final = {
+    "memory": "adapters.events.memory:InProcessEventBus",
+    "amqp": "adapters.events.amqp:AmqpEventPublisher",
+    "amqps": "adapters.events.amqp:AmqpEventPublisher",
+    "sns": "adapters.events.sns:SnsEventPublisher",
+}
 # setting name -> (scheme table, field of Settings), in opening order.
 BACKENDS: Final = {
     "database": (DATABASES, "database_url"),
@@ -75,6 +82,7 @@ BACKENDS: Final = {
     "index": (INDEXES, "index_url"),
     "blobs": (BLOB_STORES, "blob_url"),
     "sink": (SINKS, "sink_url"),
+    "events": (EVENTS, "events_url"),
 }
 ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
 
@@ -183,6 +191,7 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
         broker: JobBroker = opened["broker"]
         blobs: BlobStore = opened["blobs"]
         index: SearchIndex = opened["index"]
+        events: EventPublisher = opened["events"]
         files = FileService(blobs, database.files, max_upload_bytes=settings.max_upload_bytes)
         jobs, runtime = _job_core(settings, database, broker, blobs, files)
         yield Container(
@@ -194,7 +203,7 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             jobs=jobs,
             runtime=runtime,
             supervisor=Supervisor(jobs, blobs),
-            indexer=JobIndexer(database.jobs, jobs.store, jobs.history, index),
+            indexer=JobIndexer(database.jobs, jobs.store, jobs.history, index, events=events),
             job_search=JobSearch(index, jobs.store),
             workers=database.workers,
         )

@@ -15,7 +15,7 @@ from datetime import datetime
 import attrs
 
 from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobNotFound, JobStatus
-from studio9.jobs.ports import Change, DueCriteria, JobQuery, WorkerInfo
+from studio9.jobs.ports import Change, DueCriteria, JobQuery, WorkerInfo, outbox_topics
 
 
 class InMemoryJobStore:
@@ -34,7 +34,7 @@ class InMemoryJobStore:
             self._jobs[job.id] = job
             self._events[job.id] = list(events)
             self._heartbeats[job.id] = []
-            self._note(job.id)
+            self._note(job.id, events)
 
     async def get(self, job_id: str) -> Job:
         with self._lock:
@@ -59,7 +59,7 @@ class InMemoryJobStore:
             self._events[job.id].extend(events)
             if heartbeat is not None:
                 self._heartbeats[job.id].append(heartbeat)
-            self._note(job.id)
+            self._note(job.id, events)
             return stored
 
     async def list(self, query: JobQuery) -> Sequence[Job]:
@@ -102,9 +102,10 @@ class InMemoryJobStore:
             for change_id in change_ids:
                 self._outbox.pop(change_id, None)
 
-    def _note(self, job_id: str) -> None:
-        change_id = next(self._ids)
-        self._outbox[change_id] = Change(id=change_id, topic="job", ref_id=job_id)
+    def _note(self, job_id: str, events: Sequence[JobEvent]) -> None:
+        for topic in outbox_topics(events):
+            change_id = next(self._ids)
+            self._outbox[change_id] = Change(id=change_id, topic=topic, ref_id=job_id)
 
 
 def _is_due(job: Job, c: DueCriteria) -> bool:

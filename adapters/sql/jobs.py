@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.sql.job_models import JobEventRow, JobHeartbeatRow, JobRow, OutboxRow
 from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobNotFound, JobStatus
-from studio9.jobs.ports import Change, DueCriteria, JobQuery
+from studio9.jobs.ports import Change, DueCriteria, JobQuery, outbox_topics
 
 _TERMINAL = [s.value for s in JobStatus if s.is_terminal]
 
@@ -171,7 +171,8 @@ async def _write_side_rows(
                 message=heartbeat.message,
             )
         )
-    await session.execute(sa.insert(OutboxRow).values(topic="job", ref_id=job_id, created_at=at))
+    await session.execute(sa.insert(OutboxRow), [{"topic": t, "ref_id": job_id, "created_at": at}
+                                                 for t in outbox_topics(events)])
 
 
 def _row_values(job: Job) -> dict[str, Any]:

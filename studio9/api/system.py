@@ -115,4 +115,5 @@ _URL_FIELD = {
     "index": "index_url",
     "blobs": "blob_url",
     "sink": "sink_url",
+    "events": "events_url",
 }

@@ -104,6 +104,12 @@ class Settings:
         shown_default="sqlite:///<data dir>/predictions.db",
         repr=redact,
     )
+    events_url: str = _setting(
+        "memory://",
+        "Where job and asset events go: `memory://` (in-process), `amqp://…?exchange=studio9.events`"
+        " (a RabbitMQ topic exchange) or `sns://topic?region=…` (an SNS topic).",
+        repr=redact,
+    )
     log_level: str = _setting(
         "info",
         "Least severe log level written: " + ", ".join(LOG_LEVELS) + ".",

@@ -122,9 +122,15 @@ class WorkerRegistry(Protocol):
         """Remove the worker (graceful stop). Idempotent."""
 
 
+def outbox_topics(events: Sequence[JobEvent]) -> list[str]:
+    """The outbox entries a job change writes: ``job`` (something changed: re-index it) and one
+    ``job.<status>`` per status change (an event for outside listeners)."""
+    return ["job", *(f"job.{e.to_status.value}" for e in events if e.from_status is not e.to_status)]
+
+
 @attrs.frozen(kw_only=True)
 class Change:
-    """An outbox entry: ``topic`` (e.g. ``job``) and the id of what changed."""
+    """An outbox entry: ``topic`` (``job`` or ``job.<status>``) and the id of what changed."""
 
     id: int
     topic: str

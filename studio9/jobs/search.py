@@ -1,9 +1,11 @@
-"""Jobs in the metadata index (the original ARIES): documents, the indexer, and job search.
+"""Jobs in the metadata index (the original ARIES) and on the event bus: the outbox relay, and job search.
 
-The indexer drains the transactional outbox: every job change wrote an outbox entry in
-the same transaction, so the index catches up with SQL within one drain, and
-``rebuild`` (``studio9 reindex``) recreates it from SQL alone. Several processes may
-drain at once: documents carry the time they were read and the newer one wins.
+The relay drains the transactional outbox: every job change wrote outbox entries in the
+same transaction (``job`` to re-index it, ``job.<status>`` per status change), so the
+index catches up with SQL within one drain and status events are published at least
+once, never for a change that was rolled back. ``rebuild`` (``studio9 reindex``)
+recreates the index from SQL alone. Several processes may drain at once: documents
+carry the time they were read and the newer one wins; events may repeat.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import structlog
 from studio9.auth.domain import Principal
 from studio9.jobs.domain import Heartbeat, Job
 from studio9.jobs.ports import ChangeFeed, JobHistory, JobQuery, JobStore
+from studio9.messaging.events import Event, EventPublisher
 from studio9.metadata.domain import SearchDocument, SearchQuery
 from studio9.metadata.ports import SearchIndex
 
@@ -67,15 +70,25 @@ class JobIndexer:
     store: JobStore
     history: JobHistory
     index: SearchIndex
+    events: EventPublisher | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def drain_once(self, *, limit: int = 500) -> int:
-        """Index what the outbox holds (up to ``limit`` entries); returns how many were handled."""
+        """Index and announce what the outbox holds (up to ``limit`` entries); returns how many."""
         changes = await self.feed.pending(limit=limit)
         if not changes:
             return 0
-        ids = list(dict.fromkeys(c.ref_id for c in changes if c.topic == KIND))
-        await self._index(ids)
+        ids = list(dict.fromkeys(c.ref_id for c in changes))
+        jobs = {j.id: j for j in await self.store.list(JobQuery(ids=ids, limit=len(ids)))}
+        indexed = [jobs[i] for i in dict.fromkeys(c.ref_id for c in changes if c.topic == KIND) if i in jobs]
+        if indexed:
+            await self._upsert(indexed)
+        if self.events is not None:
+            announced = [
+                _event(c.topic, jobs[c.ref_id]) for c in changes if c.topic != KIND and c.ref_id in jobs
+            ]
+            if announced:
+                await self.events.publish(announced)
         await self.feed.acknowledge([c.id for c in changes])
         return len(changes)
 
@@ -99,10 +112,6 @@ class JobIndexer:
                 log.exception("indexer_drain_failed")
             await asyncio.sleep(interval)
 
-    async def _index(self, ids: Sequence[str]) -> None:
-        if ids:
-            await self._upsert(await self.store.list(JobQuery(ids=ids, limit=len(ids))))
-
     async def _upsert(self, jobs: Sequence[Job]) -> None:
         read_at = self.clock()
         docs = []
@@ -114,6 +123,28 @@ class JobIndexer:
             )
             docs.append(job_document(job, beats, read_at))
         await self.index.upsert(docs)
+
+
+def _event(topic: str, job: Job) -> Event:
+    payload: dict[str, Any] = {
+        "id": job.id,
+        "type": job.type,
+        "owner_id": job.owner_id,
+        "status": job.status.value,
+        "attempt": job.attempt,
+        "progress": job.progress,
+    }
+    if job.error:
+        payload["error"] = {"code": job.error.code, "message": job.error.message}
+    if job.result is not None and job.status.is_terminal:
+        payload["result"] = dict(job.result)
+    return Event(
+        topic=topic,
+        subject_id=job.id,
+        version=job.version,
+        at=job.completed_at or job.submitted_at,
+        payload=payload,
+    )
 
 
 @attrs.define

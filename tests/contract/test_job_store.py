@@ -185,9 +185,17 @@ async def test_every_change_reaches_the_outbox_until_acknowledged(database: Any)
     await database.jobs.add(job, [_event(job)])
     stored = await database.jobs.save(attrs.evolve(job, progress=0.5), expected_version=0)
     assert stored is not None
+    running, event = transition(stored, JobStatus.RUNNING, at=NOW, reason="claimed", actor="w")
+    assert await database.jobs.save(running, expected_version=1, events=[event]) is not None
     pending = await database.jobs.pending(limit=10)
-    assert [(c.topic, c.ref_id) for c in pending] == [("job", job.id), ("job", job.id)]
+    assert [(c.topic, c.ref_id) for c in pending] == [
+        ("job", job.id),
+        ("job.queued", job.id),  # created: index it, and announce its status
+        ("job", job.id),  # progress only: index it
+        ("job", job.id),
+        ("job.running", job.id),
+    ]
     await database.jobs.acknowledge([pending[0].id])
-    assert [c.id for c in await database.jobs.pending(limit=10)] == [pending[1].id]
+    assert [c.id for c in await database.jobs.pending(limit=10)] == [c.id for c in pending[1:]]
     await database.jobs.acknowledge([c.id for c in pending])
     assert await database.jobs.pending(limit=10) == []

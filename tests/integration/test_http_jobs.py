@@ -245,3 +245,18 @@ async def test_five_hundred_noop_jobs_through_http_all_complete(
     }
     sample = (await client.get(f"/api/v1/jobs/{ids[123]}", headers=admin_headers)).json()
     assert sample["result"] == {"echo": 123}
+
+
+async def test_status_changes_are_published_as_events(client: Client, admin_headers: dict[str, str]) -> None:
+    bus: Any = client.app.state.container.backends["events"]
+    seen: list[tuple[str, str]] = []
+    bus.subscribe(lambda event: seen.append((event.topic, event.subject_id)), prefix="job.")
+    job = (await client.post("/api/v1/jobs", headers=admin_headers, json={"type": "system.noop"})).json()
+    await _wait(client, admin_headers, job["id"], "completed")
+    for _ in range(100):
+        if ("job.completed", job["id"]) in seen:
+            break
+        await asyncio.sleep(0.05)
+    mine = [topic for topic, subject in seen if subject == job["id"]]
+    assert mine[:2] == ["job.submitted", "job.queued"] and mine[-1] == "job.completed"
+    assert "job.running" in mine

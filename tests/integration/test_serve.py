@@ -16,7 +16,7 @@ def test_serve_starts_on_embedded_defaults_and_the_admin_token_works(tmp_path: P
     try:
         health = wait_http(f"http://127.0.0.1:{port}/health", process)
         assert health.status_code == 200
-        assert set(health.json()["backends"]) == {"database", "broker", "index", "blobs", "sink"}
+        assert set(health.json()["backends"]) == {"database", "broker", "index", "blobs", "sink", "events"}
         token_file = data_dir / "admin-token"
         assert token_file.stat().st_mode & 0o777 == 0o600
         token = token_file.read_text().strip()

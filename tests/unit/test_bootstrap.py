@@ -71,7 +71,7 @@ async def test_build_opens_every_backend_and_wires_services(tmp_path: Path) -> N
         sink_url="memory://",
     )
     async with bootstrap.build(settings) as container:
-        assert set(container.backends) == {"database", "broker", "index", "blobs", "sink"}
+        assert set(container.backends) == {"database", "broker", "index", "blobs", "sink", "events"}
         assert container.broker is container.backends["broker"]
         assert await container.auth.ensure_first_admin() is not None
 

@@ -1,0 +1,1 @@
+"""Where domain events go: in-process subscribers, a RabbitMQ topic exchange, an SNS topic."""
