@@ -47,7 +47,10 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if workers:
+            # Stop taking jobs and let those in flight finish for up to shutdown_timeout; give
+            # back the rest, so that another worker picks them up at once, not after a lease.
             await anyio.to_thread.run_sync(threads.stop, settings.shutdown_timeout)
+            await container.runtime.release_held()
             with contextlib.suppress(Exception):
                 await container.workers.forget(container.runtime.worker_id)
 

@@ -26,7 +26,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Self
 from urllib.parse import quote
@@ -35,6 +35,7 @@ import aioboto3
 import aiohttp
 import anyio
 import anyio.to_thread
+import attrs
 import structlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -53,16 +54,16 @@ MAX_PARTS = 10_000
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
 _SETTING = "STUDIO9_BLOB_URL"
 _OPTIONS = frozenset(
-    {
+    [
         "region",
         "endpoint_url",
+        "addressing_style",
         "multipart_threshold",
         "part_size",
         "presign_seconds",
-        "create_bucket",
         "delete_batch",
-        "addressing_style",
-    }
+        "create_bucket",
+    ]
 )
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
@@ -100,12 +101,18 @@ class S3BlobStore:
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
         """Build the store from ``s3://bucket/prefix?…``; raise ConfigError for a bad URL."""
         if not url.host or not _BUCKET.fullmatch(url.host) or url.port is not None:
-            raise ConfigError(f"{url} needs a valid bucket name: s3://bucket/optional/prefix", setting=_SETTING)
+            raise ConfigError(
+                f"{url} needs a valid bucket name: s3://bucket/optional/prefix", setting=_SETTING
+            )
         unknown = sorted(set(url.query) - _OPTIONS)
         if unknown:
-            raise ConfigError(f"unknown s3:// option(s) {unknown}; expected {sorted(_OPTIONS)}", setting=_SETTING)
+            raise ConfigError(
+                f"unknown s3:// option(s) {unknown}; expected {sorted(_OPTIONS)}", setting=_SETTING
+            )
         if (url.username is None) != (url.password is None):
-            raise ConfigError("s3://KEY:SECRET@bucket needs both the access key and the secret", setting=_SETTING)
+            raise ConfigError(
+                "s3://KEY:SECRET@bucket needs both the access key and the secret", setting=_SETTING
+            )
         prefix = url.path.strip("/")
         try:
             prefix = check_key(prefix) + "/" if prefix else ""
@@ -161,36 +168,23 @@ class S3BlobStore:
     # -- the BlobStore port ---------------------------------------------------------------
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        name = self._name(key)
-        client = await self._s3()
+        upload = _Upload(self, await self._s3(), key, self._name(key))
         buffer, size = bytearray(), 0
-        upload_id: str | None = None
-        parts: list[dict[str, Any]] = []
         try:
             async for chunk in chunks:
                 buffer += chunk
                 size += len(chunk)
-                if upload_id is None and len(buffer) < self._threshold:
+                if upload.id is None and len(buffer) < self._threshold:
                     continue
-                if upload_id is None:
-                    with anyio.CancelScope(shield=True):  # so that an upload we start is one we know
-                        upload_id = await self._start_upload(client, key, name)
                 while len(buffer) >= self._part_size:
                     with memoryview(buffer) as view:
                         part = bytes(view[: self._part_size])
-                    del buffer[: self._part_size]
-                    parts.append(await self._upload_part(client, key, name, upload_id, len(parts) + 1, part))
+                    del buffer[: self._part_size]  # memory stays at about one part
+                    await upload.send(part)
             with anyio.CancelScope(shield=True):  # every byte is in: finish the commit
-                if upload_id is None:
-                    await self._put_object(client, key, name, bytes(buffer))
-                else:
-                    if buffer or not parts:
-                        part = bytes(buffer)
-                        parts.append(await self._upload_part(client, key, name, upload_id, len(parts) + 1, part))
-                    await self._complete(client, key, name, upload_id, parts)
+                await upload.finish(bytes(buffer))
         except BaseException:
-            if upload_id is not None:
-                await self._abort(client, name, upload_id)
+            await upload.abort()
             raise
         return size
 
@@ -232,8 +226,9 @@ class S3BlobStore:
 
     @contextlib.asynccontextmanager
     async def local_path(self, key: str) -> AsyncIterator[Path]:
-        chunks = await self.open(key)
+        chunks = self._download(key, self._name(key))
         try:
+            await chunks.__anext__()  # BlobNotFound on entry, before any file is made
             path = await _spill(chunks, PurePosixPath(key).suffix)
         finally:
             await chunks.aclose()
@@ -246,7 +241,12 @@ class S3BlobStore:
     # -- extra capability -----------------------------------------------------------------
 
     async def presigned_url(
-        self, key: str, *, filename: str | None = None, seconds: int | None = None, content_type: str | None = None
+        self,
+        key: str,
+        *,
+        filename: str | None = None,
+        seconds: int | None = None,
+        content_type: str | None = None,
     ) -> str:
         """A URL that GETs the blob without credentials, valid ``seconds`` (default ``presign_seconds``).
 
@@ -289,7 +289,7 @@ class S3BlobStore:
                         self._client = await self._stack.enter_async_context(creator)
         return self._client
 
-    async def _download(self, key: str, name: str) -> AsyncIterator[bytes]:
+    async def _download(self, key: str, name: str) -> AsyncGenerator[bytes, None]:
         client = await self._s3()
         with self._boundary(key):
             response = await client.get_object(Bucket=self.bucket, Key=name)
@@ -305,56 +305,6 @@ class S3BlobStore:
         finally:
             body.close()  # synchronous, so that it also runs in a cancelled scope
 
-    async def _put_object(self, client: Any, key: str, name: str, data: bytes) -> None:
-        checksum = await _sha256(data)
-        with self._boundary(key):
-            await client.put_object(
-                Bucket=self.bucket, Key=name, Body=data, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum
-            )
-
-    async def _start_upload(self, client: Any, key: str, name: str) -> str:
-        with self._boundary(key):
-            answer = await client.create_multipart_upload(Bucket=self.bucket, Key=name, ChecksumAlgorithm="SHA256")
-        return str(answer["UploadId"])
-
-    async def _upload_part(
-        self, client: Any, key: str, name: str, upload_id: str, number: int, data: bytes
-    ) -> dict[str, Any]:
-        if number > MAX_PARTS:
-            limit = MAX_PARTS * self._part_size
-            raise PayloadTooLarge(f"blob exceeds {limit} bytes (10000 parts of part_size)", limit=limit)
-        checksum = await _sha256(data)
-        with self._boundary(key):
-            answer = await client.upload_part(
-                Bucket=self.bucket,
-                Key=name,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=checksum,
-            )
-        return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
-
-    async def _complete(
-        self, client: Any, key: str, name: str, upload_id: str, parts: list[dict[str, Any]]
-    ) -> None:
-        with self._boundary(key):
-            await client.complete_multipart_upload(
-                Bucket=self.bucket, Key=name, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
-
-    async def _abort(self, client: Any, name: str, upload_id: str) -> None:
-        """Abort a multipart upload, shielded from cancellation but not beyond the timeout."""
-        with anyio.move_on_after(self._timeout * 2, shield=True) as scope:
-            try:
-                await client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
-            except (BotoCoreError, ClientError) as exc:
-                log.warning("s3_upload_abort_failed", bucket=self.bucket, key=name, error=type(exc).__name__)
-                return
-        if scope.cancelled_caught:
-            log.warning("s3_upload_abort_failed", bucket=self.bucket, key=name, error="timeout")
-
     async def _delete_objects(self, client: Any, batch: list[dict[str, str]]) -> int:
         answer = await client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         errors = answer.get("Errors", [])
@@ -365,7 +315,11 @@ class S3BlobStore:
 
     async def _make_bucket(self, client: Any) -> None:
         region = client.meta.region_name
-        extra = {} if region in {None, "us-east-1"} else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        extra = (
+            {}
+            if region in {None, "us-east-1"}
+            else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        )
         try:
             await client.create_bucket(Bucket=self.bucket, **extra)
         except ClientError as exc:
@@ -396,6 +350,77 @@ class S3BlobStore:
         if code == "EntityTooLarge":
             return PayloadTooLarge(f"S3 refused the blob as too large ({operation})", code=code)
         return BackendUnavailable(f"S3 {operation} on bucket {self.bucket!r} failed: {code}", code=code)
+
+
+@attrs.define
+class _Upload:
+    """One put: a single PutObject, or a multipart upload once the blob reaches the threshold."""
+
+    store: S3BlobStore
+    client: Any
+    key: str
+    name: str
+    id: str | None = None
+    parts: list[dict[str, Any]] = attrs.Factory(list)
+
+    async def send(self, data: bytes) -> None:
+        """Upload ``data`` as the next part, starting the multipart upload first if needed."""
+        store = self.store
+        if len(self.parts) == MAX_PARTS:
+            limit = MAX_PARTS * store._part_size
+            raise PayloadTooLarge(f"blob exceeds {limit} bytes ({MAX_PARTS} parts of part_size)", limit=limit)
+        if self.id is None:
+            with anyio.CancelScope(shield=True), store._boundary(self.key):  # an upload we start, we know
+                answer = await self.client.create_multipart_upload(
+                    Bucket=store.bucket, Key=self.name, ChecksumAlgorithm="SHA256"
+                )
+            self.id = str(answer["UploadId"])
+        number, checksum = len(self.parts) + 1, await _sha256(data)
+        with store._boundary(self.key):
+            answer = await self.client.upload_part(
+                Bucket=store.bucket,
+                Key=self.name,
+                UploadId=self.id,
+                PartNumber=number,
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
+            )
+        self.parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum})
+
+    async def finish(self, rest: bytes) -> None:
+        """Store ``rest`` as the whole blob, or as the last part and complete the upload."""
+        store = self.store
+        if self.id is None:
+            checksum = await _sha256(rest)
+            with store._boundary(self.key):
+                await self.client.put_object(
+                    Bucket=store.bucket,
+                    Key=self.name,
+                    Body=rest,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=checksum,
+                )
+            return
+        if rest or not self.parts:
+            await self.send(rest)
+        with store._boundary(self.key):
+            await self.client.complete_multipart_upload(
+                Bucket=store.bucket, Key=self.name, UploadId=self.id, MultipartUpload={"Parts": self.parts}
+            )
+
+    async def abort(self) -> None:
+        """Abort the multipart upload if one started: shielded from cancellation, bounded in time."""
+        if self.id is None:
+            return
+        store, error = self.store, "timeout"
+        with anyio.move_on_after(store._timeout * 2, shield=True):
+            try:
+                await self.client.abort_multipart_upload(Bucket=store.bucket, Key=self.name, UploadId=self.id)
+                return
+            except (BotoCoreError, ClientError, aiohttp.ClientError) as exc:
+                error = type(exc).__name__
+        log.warning("s3_upload_abort_failed", bucket=store.bucket, key=self.name, error=error)
 
 
 def _code(exc: ClientError) -> str:

@@ -54,6 +54,8 @@ class JobRuntime:
     inputs: JobInputs
     scratch_root: Path
     worker_id: str = attrs.field(factory=worker_name)
+    #: Jobs this worker holds right now, by id.
+    _held: dict[str, Job] = attrs.field(factory=dict, init=False)
 
     async def run(self, job_id: str) -> None:
         """Handle one delivery of ``job_id``: at-least-once in, exactly-once outcome out."""
@@ -73,12 +75,52 @@ class JobRuntime:
             scratch=scratch,
         )
         beats = asyncio.create_task(self._heartbeats(job, ctx))
+        self._held[job.id] = job
         try:
             outcome = await self._execute(job, job_type, ctx)
         finally:
             beats.cancel()
             await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
-        await self._record(job, job_type, ctx, outcome)
+        try:
+            await self._record(job, job_type, ctx, outcome)
+        finally:
+            self._held.pop(job.id, None)
+
+    @property
+    def held(self) -> list[str]:
+        """Ids of the jobs this worker is running now."""
+        return list(self._held)
+
+    async def release_held(self) -> int:
+        """Give back every job still held (a stopping worker): each goes back to ``queued``,
+        without counting the interrupted attempt, and is dispatched again. Returns how many."""
+        released = 0
+        for job in list(self._held.values()):
+
+            def decide(current: Job, job: Job = job) -> Decision:
+                if not self._holds(current, job):
+                    return None
+                now = self.service.clock()
+                moved, event = transition(
+                    current,
+                    JobStatus.QUEUED,
+                    at=now,
+                    reason="released",
+                    actor=self.worker_id,
+                    attempt=current.attempt - 1,
+                    dispatched_at=now,
+                    not_before=None,
+                )
+                return moved, [event]
+
+            stored = await self.service.update(job.id, decide)
+            if stored.status is JobStatus.QUEUED:
+                released += 1
+                self._held.pop(job.id, None)
+                await self.service.dispatch(job.id)
+        if released:
+            log.info("jobs_released", count=released, worker=self.worker_id)
+        return released
 
     async def _claim(self, job_id: str) -> Job | None:
         claimed = False

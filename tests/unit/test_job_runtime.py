@@ -262,3 +262,21 @@ async def test_a_submitted_job_can_be_cancelled(tmp_path: Path) -> None:
         submitted = attrs.evolve(stored, status=JobStatus.SUBMITTED)
         assert await h.store.save(submitted, expected_version=stored.version) is not None
         assert (await h.service.cancel(OWNER, job.id)).status is JobStatus.CANCELLED
+
+
+async def test_a_stopping_worker_releases_its_jobs_without_spending_an_attempt(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        job = await h.service.submit(OWNER, "test.sleep", {"seconds": 1, "steps": 100})
+        h.queue.sent.clear()
+        run = asyncio.create_task(h.runtime.run(job.id))
+        await asyncio.sleep(0.05)
+        assert h.runtime.held == [job.id]
+        assert await h.runtime.release_held() == 1
+        released = await h.store.get(job.id)
+        assert (released.status, released.attempt, released.lease_owner) == (JobStatus.QUEUED, 0, None)
+        assert h.queue.sent == [(job.id, 0.0)]
+        await asyncio.wait_for(run, timeout=3)  # the abandoned attempt's result is dropped
+        assert (await h.store.get(job.id)).status is JobStatus.QUEUED
+        await h.drain()
+        done = await h.store.get(job.id)
+        assert (done.status, done.attempt) == (JobStatus.COMPLETED, 1)
