@@ -382,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
         except (BenchTimeout, TimeoutError) as exc:
             report(results)
             print(
-                f"jobs_edge: gave up after --deadline {args.deadline:g}s: {exc or 'timed out'}",
+                f"jobs_edge: gave up after --deadline {args.deadline:g}s: {str(exc) or 'out of time'}",
                 file=sys.stderr,
             )
             return 2

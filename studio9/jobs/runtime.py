@@ -24,7 +24,7 @@ import structlog
 
 from studio9.ids import new_id
 from studio9.jobs.context import JobContext, JobInterrupted, bound_logger, job_prefix
-from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobStatus, transition
+from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobNotFound, JobStatus, transition
 from studio9.jobs.ports import JobBlobs, JobInputs
 from studio9.jobs.registry import JobType, JobTypeRegistry, UnknownJobType
 from studio9.jobs.service import Decision, JobService, later, note
@@ -164,9 +164,10 @@ class JobRuntime:
 
         try:
             job = await self.service.update(job_id, decide)
-        except Exception:
-            log.exception("job_claim_failed", job_id=job_id)
-            raise
+        except JobNotFound:
+            # A message from another deployment sharing the broker, or for a deleted job.
+            log.warning("job_delivery_unknown", job_id=job_id)
+            return None
         if not claimed:
             log.debug("job_delivery_dropped", job_id=job_id, status=job.status.value)
             return None
