@@ -64,6 +64,7 @@ INDEXES: Final = {
 BLOB_STORES: Final = {
     "memory": "adapters.memory.blobs:InMemoryBlobStore",
     "file": "adapters.blob.file:FileBlobStore",
+    "s3": "adapters.blob.s3:S3BlobStore",
 }
 SINKS: Final = {
     "memory": "adapters.memory.backends:InMemoryBackend",

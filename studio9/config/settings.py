@@ -94,7 +94,8 @@ class Settings:
     )
     blob_url: str = _setting(
         _under_data_dir("file://{data_dir}/blobs"),
-        "Blob store for files, job inputs and outputs: `file:///dir` or `memory://`.",
+        "Blob store for files, job inputs and outputs: `file:///dir`, `s3://bucket/prefix?region=…`"
+        " (`endpoint_url=` for MinIO/LocalStack) or `memory://`.",
         shown_default="file://<data dir>/blobs",
         repr=redact,
     )

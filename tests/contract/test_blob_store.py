@@ -1,17 +1,22 @@
-"""BlobStore contract, run against every blob adapter (memory://, file://)."""
+"""BlobStore contract, run against every blob adapter (memory://, file://, s3:// on moto's server)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
+import aioboto3
 import anyio
 import anyio.lowlevel
 import pytest
 
 from adapters.blob.file import FileBlobStore
+from adapters.blob.s3 import S3BlobStore
 from adapters.memory.blobs import InMemoryBlobStore
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
@@ -20,17 +25,73 @@ from studio9.files.domain import BlobNotFound
 from studio9.files.ports import BlobStore
 
 # The scheme table of the composition root, with the adapters of this issue (see the report).
-BLOBS = {**bootstrap.BLOB_STORES, "memory": "adapters.memory.blobs:InMemoryBlobStore"}
+BLOBS = {
+    **bootstrap.BLOB_STORES,
+    "memory": "adapters.memory.blobs:InMemoryBlobStore",
+    "s3": "adapters.blob.s3:S3BlobStore",
+}
 FIVE_MB = os.urandom(5 * 1024 * 1024 + 123)
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "s3"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
-    url = "memory://" if request.param == "memory" else f"file://{tmp_path}/blobs"
-    async with bootstrap.open_adapter(
-        BLOBS, url, setting="STUDIO9_BLOB_URL", options=AdapterOptions(data_dir=tmp_path)
-    ) as adapter:
-        yield adapter
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "s3":
+            endpoint = moto_s3(request)
+            bucket = await stack.enter_async_context(s3_bucket(endpoint))
+            url = f"s3://{bucket}/tenant-a/blobs?endpoint_url={endpoint}&create_bucket=true"
+        else:
+            url = "memory://" if request.param == "memory" else f"file://{tmp_path}/blobs"
+        yield await stack.enter_async_context(
+            bootstrap.open_adapter(
+                BLOBS, url, setting="STUDIO9_BLOB_URL", options=AdapterOptions(data_dir=tmp_path)
+            )
+        )
+
+
+def moto_s3(request: pytest.FixtureRequest) -> str:
+    """The endpoint of the session's moto server; fails the test, clearly, when it cannot start."""
+    try:
+        return str(request.getfixturevalue("moto_endpoint"))
+    except Exception as exc:  # any start-up failure, import errors included
+        pytest.fail(f"moto's S3 server could not start, so s3:// cannot be tested: {exc!r}", pytrace=False)
+
+
+def s3_client(endpoint: str) -> Any:
+    """A plain aioboto3 S3 client on moto, to look behind the adapter's back."""
+    return aioboto3.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+@contextlib.asynccontextmanager
+async def s3_bucket(endpoint: str) -> AsyncIterator[str]:
+    """A unique bucket name for one test (the adapter creates it); emptied and dropped on exit."""
+    bucket = f"studio9-test-{uuid.uuid4().hex[:12]}"
+    try:
+        yield bucket
+    finally:
+        async with s3_client(endpoint) as s3:
+            with contextlib.suppress(s3.exceptions.NoSuchBucket):
+                for upload in (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []):
+                    await s3.abort_multipart_upload(
+                        Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                async for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                    if keys := [{"Key": item["Key"]} for item in page.get("Contents", [])]:
+                        await s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+                await s3.delete_bucket(Bucket=bucket)
+
+
+async def s3_leftovers(store: S3BlobStore) -> list[str]:
+    """Every object under the store's prefix, and ``upload:<key>`` for each unfinished multipart upload."""
+    assert store.endpoint_url is not None
+    async with s3_client(store.endpoint_url) as s3:
+        found = [
+            item["Key"].removeprefix(store.prefix)
+            async for page in s3.get_paginator("list_objects_v2").paginate(Bucket=store.bucket)
+            for item in page.get("Contents", [])
+        ]
+        uploads = (await s3.list_multipart_uploads(Bucket=store.bucket)).get("Uploads", [])
+    return sorted(found + [f"upload:{upload['Key']}" for upload in uploads])
 
 
 async def _chunks(data: bytes, size: int = 256 * 1024) -> AsyncIterator[bytes]:
@@ -48,8 +109,11 @@ async def _failing(parts: Iterable[bytes]) -> AsyncIterator[bytes]:
     raise RuntimeError("the client went away")
 
 
-def _leftovers(store: BlobStore) -> list[str]:
-    """Every file under a file store's root (staging included); nothing for memory."""
+async def _leftovers(store: BlobStore) -> list[str]:
+    """Every file under a file store's root (staging included), every object and pending
+    multipart upload of an S3 store; nothing for memory."""
+    if isinstance(store, S3BlobStore):
+        return await s3_leftovers(store)
     if not isinstance(store, FileBlobStore):
         return []
     return sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if p.is_file())
@@ -106,8 +170,9 @@ async def test_delete_prefix_removes_only_matching_keys(store: BlobStore) -> Non
     assert await _read(store, "files/j1") == b"files/j1"
     assert await store.delete_prefix("jobs/j") == 1
     assert await store.delete_prefix("nothing/here/") == 0
+    if isinstance(store, FileBlobStore | S3BlobStore):
+        assert await _leftovers(store) == ["files/j1"]
     if isinstance(store, FileBlobStore):  # files gone, and the directories they emptied
-        assert _leftovers(store) == ["files/j1"]
         assert sorted(p.name for p in store.root.iterdir() if p.name != ".staging") == ["files"]
 
 
@@ -149,7 +214,7 @@ async def test_failing_chunks_leave_nothing_behind(store: BlobStore) -> None:
         await store.put("files/partial", _failing([FIVE_MB[: 3 << 20], FIVE_MB[3 << 20 :]]))
     with pytest.raises(BlobNotFound):
         await store.open("files/partial")
-    assert _leftovers(store) == []
+    assert await _leftovers(store) == []
 
 
 async def test_failed_overwrite_keeps_the_old_blob(store: BlobStore) -> None:
@@ -175,7 +240,7 @@ async def test_cancelled_put_leaves_nothing_behind(store: BlobStore) -> None:
         tasks.cancel_scope.cancel()
     with pytest.raises(BlobNotFound):
         await store.size("files/cancelled")
-    assert _leftovers(store) == []
+    assert await _leftovers(store) == []
 
 
 async def test_readers_never_see_a_partial_blob(store: BlobStore) -> None:
@@ -218,4 +283,4 @@ async def test_abandoned_reads_release_the_blob(store: BlobStore) -> None:
     assert len(await anext(partly_read)) > 0
     del unread, partly_read
     await store.delete("files/abandoned")
-    assert _leftovers(store) == []
+    assert await _leftovers(store) == []
