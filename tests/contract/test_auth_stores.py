@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from studio9 import bootstrap
 from studio9.auth.domain import ApiToken, Role, TokenNotFound, User, UsernameTaken, UserNotFound
-from studio9.backends import AdapterOptions
-from studio9.config import Settings
 from studio9.ids import new_id
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path}/contract.db"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    bootstrap.migrate(Settings(database_url=url, data_dir=tmp_path))
-    async with bootstrap.open_adapter(
-        bootstrap.DATABASES, url, setting="STUDIO9_DATABASE_URL", options=AdapterOptions(data_dir=tmp_path)
-    ) as adapter:
-        yield adapter
 
 
 def _user(name: str, **changes: Any) -> User:

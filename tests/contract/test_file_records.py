@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.memory.files import InMemoryFileRecords
-from adapters.sql.files import SqlFileRecords
-from studio9 import bootstrap
-from studio9.backends import AdapterOptions
-from studio9.config import Settings
 from studio9.errors import Conflict
 from studio9.files.domain import FileNotFound, StoredFile
 from studio9.files.ports import FileRecords
@@ -22,20 +15,10 @@ from studio9.ids import new_id
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-async def records(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FileRecords]:
-    if request.param == "memory":
-        yield InMemoryFileRecords()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path}/contract.db"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    bootstrap.migrate(Settings(database_url=url, data_dir=tmp_path))
-    async with bootstrap.open_adapter(
-        bootstrap.DATABASES, url, setting="STUDIO9_DATABASE_URL", options=AdapterOptions(data_dir=tmp_path)
-    ) as database:
-        yield SqlFileRecords(database.sessions)
+@pytest.fixture
+def records(database: Any) -> FileRecords:
+    files: FileRecords = database.files
+    return files
 
 
 def _file(owner_id: str = "owner-a", **changes: Any) -> StoredFile:
