@@ -25,6 +25,7 @@ import structlog
 from studio9.auth.ports import TokenStore, UserStore
 from studio9.auth.service import AuthPolicy, AuthService
 from studio9.backends import AdapterOptions, Backend
+from studio9.config.service import ConfigService
 from studio9.config.settings import Settings
 from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
@@ -56,6 +57,7 @@ BROKERS: Final = {
     "memory": "adapters.broker.memory:MemoryBroker",
     "amqp": "adapters.broker.rabbitmq:RabbitmqBroker",
     "amqps": "adapters.broker.rabbitmq:RabbitmqBroker",
+    "sqs": "adapters.broker.sqs:SqsBroker",
 }
 INDEXES: Final = {
     "memory": "adapters.memory.search:InMemorySearchIndex",
@@ -152,6 +154,7 @@ class Container:
     indexer: JobIndexer
     job_search: JobSearch
     workers: WorkerRegistry
+    config: ConfigService
     started_at: float = attrs.field(factory=time.monotonic)
 
 
@@ -193,6 +196,11 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
         blobs: BlobStore = opened["blobs"]
         index: SearchIndex = opened["index"]
         events: EventPublisher = opened["events"]
+        config = ConfigService(
+            database.config_settings, events=events, cache_seconds=settings.auth_cache_seconds
+        )
+        if hasattr(events, "subscribe"):  # the in-process bus: writes here invalidate every reader here
+            events.subscribe(config.on_event, prefix="config.")
         files = FileService(blobs, database.files, max_upload_bytes=settings.max_upload_bytes)
         jobs, runtime = _job_core(settings, database, broker, blobs, files)
         yield Container(
@@ -207,6 +215,7 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             indexer=JobIndexer(database.jobs, jobs.store, jobs.history, index, events=events),
             job_search=JobSearch(index, jobs.store),
             workers=database.workers,
+            config=config,
         )
 
 

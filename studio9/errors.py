@@ -12,6 +12,7 @@ responses themselves.
     ├── PermissionDenied      403  authenticated, but the role does not allow it
     ├── NotFound              404  absent, or owned by someone the caller cannot see
     ├── Conflict              409  the state of the resource forbids the change
+    │   └── PreconditionFailed 412  an If-Match (ETag) no longer matches
     ├── PayloadTooLarge       413  a body or upload over its limit
     ├── RateLimited           429  too many attempts; ``retry_after`` seconds to wait
     ├── BackendUnavailable    503  a backend did not answer; safe to retry later
@@ -57,6 +58,10 @@ class NotFound(Studio9Error):
 
 class Conflict(Studio9Error):
     """The resource's current state forbids the change."""
+
+
+class PreconditionFailed(Conflict):
+    """The caller's precondition (an ``If-Match`` ETag) does not hold any more."""
 
 
 class PayloadTooLarge(Studio9Error):

@@ -1,49 +1,155 @@
 """RabbitMQ broker through Dramatiq (pika), with publisher confirms.
 
 URL:      amqp://user:pass@host:5672/vhost   (amqps:// for TLS)
-Features: durable queues · publisher confirms · dead-letter queue (Dramatiq's ``.XQ``)
+          pika's own query parameters are accepted and win over the defaults below:
+          ``heartbeat``, ``socket_timeout``, ``stack_timeout``, ``blocked_connection_timeout``,
+          ``connection_attempts``, ``retry_delay``, ``client_properties``, ``ssl_options``, ...
+Features: durable queues · publisher confirms · delays of any length (Dramatiq's ``.DQ`` queue)
+          · dead-letter queue (Dramatiq's ``.XQ``) · reconnects on a dropped connection
 Extra:    cloud (pika)
+
+Connection settings, derived from the backend timeout ``T`` (``STUDIO9_BACKEND_TIMEOUT``):
+
+* ``socket_timeout = T``, ``stack_timeout = 2T`` (TCP + TLS + AMQP handshake),
+  ``blocked_connection_timeout = T``: when RabbitMQ blocks publishers (memory or disk
+  alarm), an enqueue gives up instead of hanging; Dramatiq retries it on a new connection
+  and, after its sixth attempt, the job queue reports ``BackendUnavailable``.
+* ``heartbeat = 4T`` clamped to 10-60 s (RabbitMQ suggests 5-20 s): a dead peer is noticed
+  within about that long while a publish waits for its confirm. Consumer connections
+  process I/O continuously, so they keep heartbeating during long jobs.
+* Publisher connections (Dramatiq keeps one per enqueueing thread) do I/O only when they
+  publish, so RabbitMQ drops one that idles past its heartbeat. Dramatiq survives that:
+  the next publish fails (confirms make the failure visible), and is retried on a new
+  connection, up to 6 attempts. pika logs the lost connection as an error when that
+  happens; it is expected after idle periods. Heartbeats cannot be turned off instead: a
+  publish waiting for its confirm, or a consumer, would then never notice a silent peer.
+* Connections are named ``studio9 <host> pid <pid>`` (``connection_name`` client
+  property) so that operators see in the management UI who holds them.
+
+Prefetch: Dramatiq's worker asks RabbitMQ for ``2 x worker threads`` unacknowledged
+messages per queue. A ``jobs.run`` delivery holds its thread for the whole job, so the
+second half would wait behind running jobs while idle workers elsewhere get nothing (and
+the supervisor would re-send them as stuck). We ask for ``PREFETCH_PER_THREAD`` (1) per
+worker thread instead, unless Dramatiq's ``dramatiq_queue_prefetch`` variable is set.
+
+Limit: RabbitMQ closes a channel whose delivery stays unacknowledged longer than its
+``consumer_timeout`` (30 min by default); the message is then redelivered and the
+duplicate is ignored by the job runtime. Raise ``consumer_timeout`` in rabbitmq.conf above
+the longest job to avoid the reconnect.
 """
 
 from __future__ import annotations
 
-from typing import Self
+import os
+import socket
+from typing import Any, Final, Self
 
 import anyio.to_thread
+import dramatiq
+import dramatiq.worker
 import pika
 import pika.exceptions
 from dramatiq.brokers.rabbitmq import RabbitmqBroker as DramatiqRabbitmqBroker
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
-from studio9.errors import BackendUnavailable
+from studio9.config.urls import AdapterURL, redact
+from studio9.errors import BackendUnavailable, ConfigError
+
+#: Unacknowledged messages per worker thread (Dramatiq's own default is 2).
+PREFETCH_PER_THREAD: Final = 1
+_SETTING: Final = "STUDIO9_BROKER_URL"
+# What pika.ConnectionParameters accepts; copied from the parsed URL parameters.
+_PIKA_FIELDS: Final = (
+    "host",
+    "port",
+    "virtual_host",
+    "credentials",
+    "channel_max",
+    "frame_max",
+    "heartbeat",
+    "ssl_options",
+    "connection_attempts",
+    "retry_delay",
+    "socket_timeout",
+    "stack_timeout",
+    "locale",
+    "blocked_connection_timeout",
+    "client_properties",
+    "tcp_options",
+)
 
 
 class RabbitmqBroker:
+    """A Dramatiq ``RabbitmqBroker`` with confirms on, plus a ping and a close."""
+
     shared_between_processes = True
 
-    def __init__(self, broker: DramatiqRabbitmqBroker, *, parameters: pika.URLParameters) -> None:
+    def __init__(self, broker: DramatiqRabbitmqBroker, *, connection: dict[str, Any]) -> None:
+        """Wrap ``broker``; ``connection`` holds the pika connection parameters it uses."""
         self.dramatiq_broker = broker
-        self._parameters = parameters
+        self._connection = connection
+        self._closed = False
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
-        parameters = pika.URLParameters(url.secret())
-        parameters.socket_timeout = options.timeout
-        parameters.blocked_connection_timeout = options.timeout
-        parameters.connection_attempts = 1
-        broker = DramatiqRabbitmqBroker(url=url.secret(), confirm_delivery=True)
-        return cls(broker, parameters=parameters)
+        """Build the broker for ``url`` (no I/O: connections open on first use).
+
+        Raises:
+            ConfigError: pika rejects the URL or one of its parameters.
+        """
+        connection = _connection_parameters(url, options.timeout)
+        broker = DramatiqRabbitmqBroker(confirm_delivery=True, **connection)
+        broker.add_middleware(PrefetchPerThread())
+        return cls(broker, connection=connection)
 
     async def ping(self) -> None:
-        await anyio.to_thread.run_sync(self._ping_blocking)
+        """Open and close one connection; raise BackendUnavailable when that fails."""
+        await anyio.to_thread.run_sync(self._ping_blocking, abandon_on_cancel=True)
 
     def _ping_blocking(self) -> None:
+        timeout = self._connection["socket_timeout"]
+        parameters = pika.ConnectionParameters(
+            **{**self._connection, "connection_attempts": 1, "stack_timeout": timeout}
+        )
         try:
-            connection = pika.BlockingConnection(self._parameters)
+            connection = pika.BlockingConnection(parameters)
         except (pika.exceptions.AMQPError, OSError) as exc:
-            raise BackendUnavailable(f"RabbitMQ unreachable: {type(exc).__name__} {exc}".strip()) from exc
+            detail = redact(f"{type(exc).__name__} {exc}".strip())
+            raise BackendUnavailable(f"RabbitMQ unreachable: {detail}") from exc
         connection.close()
 
     async def aclose(self) -> None:
+        """Close every channel and connection the broker opened. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         await anyio.to_thread.run_sync(self.dramatiq_broker.close)
+
+
+class PrefetchPerThread(dramatiq.Middleware):
+    """Make the worker prefetch ``PREFETCH_PER_THREAD`` messages per thread (see module doc)."""
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if not dramatiq.worker.QUEUE_PREFETCH:  # the operator's dramatiq_queue_prefetch wins
+            worker.queue_prefetch = max(1, worker.worker_threads * PREFETCH_PER_THREAD)
+
+
+def _connection_parameters(url: AdapterURL, timeout: float) -> dict[str, Any]:
+    """pika connection parameters for ``url``, with our defaults where the URL sets none."""
+    try:
+        parsed = pika.URLParameters(url.secret())
+    except ValueError as exc:
+        raise ConfigError(f"{url}: {redact(str(exc))}", setting=_SETTING) from None
+    given = set(url.query)
+    defaults: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "stack_timeout": 2 * timeout,
+        "blocked_connection_timeout": timeout,
+        "heartbeat": int(min(60, max(10, 4 * timeout))),
+    }
+    for name, value in defaults.items():
+        if name not in given:
+            setattr(parsed, name, value)
+    name = f"studio9 {socket.gethostname()} pid {os.getpid()}"
+    parsed.client_properties = {"connection_name": name, **(parsed.client_properties or {})}
+    return {field: getattr(parsed, field) for field in _PIKA_FIELDS}

@@ -14,6 +14,7 @@ from typing import Self
 
 import attrs
 
+from adapters.memory.config_settings import InMemoryConfigStore
 from adapters.memory.files import InMemoryFileRecords
 from adapters.memory.jobs import InMemoryJobStore, InMemoryWorkerRegistry
 from studio9.auth.domain import ApiToken, TokenNotFound, User, UsernameTaken, UserNotFound
@@ -125,6 +126,7 @@ class MemoryDatabase:
         self.jobs = InMemoryJobStore()
         self.files = InMemoryFileRecords()
         self.workers = InMemoryWorkerRegistry()
+        self.config_settings = InMemoryConfigStore()
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from adapters.sql.auth import SqlTokenStore, SqlUserStore
+from adapters.sql.config_settings import SqlConfigStore
 from adapters.sql.files import SqlFileRecords
 from adapters.sql.jobs import SqlJobStore
 from adapters.sql.workers import SqlWorkerRegistry
@@ -47,6 +48,7 @@ class SqlDatabase:
         self.jobs = SqlJobStore(self.sessions)
         self.files = SqlFileRecords(self.sessions)
         self.workers = SqlWorkerRegistry(self.sessions)
+        self.config_settings = SqlConfigStore(self.sessions)
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -24,6 +24,7 @@ from studio9.api.security import bearer_auth, provide_auth_service, provide_prin
 from studio9.api.system import about, health, status
 from studio9.auth.api import AuthController, UserController
 from studio9.bootstrap import Container, build, write_admin_token
+from studio9.config.api import ConfigSettingController
 from studio9.config.settings import Settings
 from studio9.files.api import FileController, provide_file_service
 from studio9.jobs.api import JobController, list_job_types
@@ -64,7 +65,14 @@ def create_app(
 
     api_v1 = Router(
         path=API_PREFIX,
-        route_handlers=[AuthController, UserController, JobController, list_job_types, FileController],
+        route_handlers=[
+            AuthController,
+            UserController,
+            JobController,
+            list_job_types,
+            FileController,
+            ConfigSettingController,
+        ],
     )
     return Litestar(
         route_handlers=[health, about, status, api_v1],
@@ -77,6 +85,7 @@ def create_app(
             "job_service": Provide(_jobs, sync_to_thread=False),
             "job_search": Provide(_job_search, sync_to_thread=False),
             "blob_store": Provide(_blobs, sync_to_thread=False),
+            "config_service": Provide(_config, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
         openapi_config=OpenAPIConfig(
@@ -105,6 +114,10 @@ def _jobs(request: Request[Any, Any, Any]) -> Any:
 
 def _job_search(request: Request[Any, Any, Any]) -> Any:
     return _container(request).job_search
+
+
+def _config(request: Request[Any, Any, Any]) -> Any:
+    return _container(request).config
 
 
 def _blobs(request: Request[Any, Any, Any]) -> Any:

@@ -1,0 +1,174 @@
+"""Use cases of config settings: admins write, everyone authenticated reads, nothing is lost.
+
+``cached`` serves in-process readers (job-type defaults) from a short-lived cache that each
+write here clears at once; writes made by other processes reach it within
+``cache_seconds`` (and at once where they share the in-process event bus).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import msgspec
+import structlog
+
+from studio9.auth.domain import Principal
+from studio9.config.domain import (
+    MAX_VALUE_BYTES,
+    ConfigSetting,
+    ConfigSettingVersion,
+    SettingNotFound,
+    check_names,
+    check_tags,
+)
+from studio9.config.ports import ConfigStore
+from studio9.errors import InvalidInput, PermissionDenied, PreconditionFailed
+from studio9.messaging.events import Event, EventPublisher
+
+log = structlog.get_logger()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.define
+class ConfigService:
+    store: ConfigStore
+    events: EventPublisher | None = None
+    cache_seconds: float = 5.0
+    clock: Callable[[], datetime] = utcnow
+    _cache: dict[tuple[str, str], tuple[Any, float]] = attrs.field(factory=dict, init=False)
+
+    async def put(
+        self,
+        actor: Principal,
+        service: str,
+        name: str,
+        value: Any,
+        tags: Sequence[str],
+        *,
+        if_match: str | None = None,
+    ) -> tuple[ConfigSetting, bool]:
+        """Create or replace; returns the setting and whether it was created.
+
+        Raises:
+            PermissionDenied: not an admin.
+            InvalidInput: bad names, tags, or a value over 64 KiB.
+            PreconditionFailed: ``if_match`` is not the current ETag.
+        """
+        _require_admin(actor)
+        check_names(service, name)
+        clean_tags = check_tags(tags)
+        size = len(msgspec.json.encode(value))
+        if size > MAX_VALUE_BYTES:
+            raise InvalidInput(f"value is {size} bytes; the limit is {MAX_VALUE_BYTES}", field="value")
+        expected = _version_of(if_match)
+        try:
+            current: ConfigSetting | None = await self.store.get(service, name)
+        except SettingNotFound:
+            current = None
+        now = self.clock()
+        setting = ConfigSetting(
+            service=service,
+            name=name,
+            value=value,
+            tags=clean_tags,
+            version=(current.version + 1) if current else 1,
+            created_at=current.created_at if current else now,
+            updated_at=now,
+            updated_by=actor.user_id,
+        )
+        stored = await self.store.put(setting, expected_version=expected)
+        if stored is None:
+            raise PreconditionFailed(
+                f"config setting {service}/{name} changed since you read it (If-Match failed)"
+            )
+        await self._changed(stored.service, stored.name, stored.version, "config.updated")
+        return stored, current is None
+
+    async def get(self, actor: Principal, service: str, name: str) -> ConfigSetting:
+        check_names(service, name)
+        return await self.store.get(service, name)
+
+    async def delete(self, actor: Principal, service: str, name: str, *, if_match: str | None = None) -> None:
+        _require_admin(actor)
+        check_names(service, name)
+        current = await self.store.get(service, name)
+        expected = _version_of(if_match)
+        if not await self.store.delete(service, name, expected_version=expected, by=actor.user_id):
+            raise PreconditionFailed(
+                f"config setting {service}/{name} changed since you read it (If-Match failed)"
+            )
+        await self._changed(service, name, current.version + 1, "config.deleted")
+
+    async def list(
+        self, actor: Principal, service: str, *, tag: str | None, limit: int, after: str | None
+    ) -> Sequence[ConfigSetting]:
+        check_names(service, "x")
+        return await self.store.list(service, tag=tag, limit=limit, after=after)
+
+    async def history(
+        self, actor: Principal, service: str, name: str, *, limit: int
+    ) -> Sequence[ConfigSettingVersion]:
+        check_names(service, name)
+        versions = await self.store.history(service, name, limit=limit)
+        if not versions:
+            raise SettingNotFound(service, name)
+        return versions
+
+    async def cached(self, service: str, name: str) -> Any:
+        """The value, or None when the setting does not exist; for in-process readers."""
+        key = (service, name)
+        hit = self._cache.get(key)
+        if hit is not None and time.monotonic() - hit[1] < self.cache_seconds:
+            return hit[0]
+        try:
+            value = (await self.store.get(service, name)).value
+        except SettingNotFound:
+            value = None
+        self._cache[key] = (value, time.monotonic())
+        return value
+
+    def invalidate(self, service: str, name: str) -> None:
+        self._cache.pop((service, name), None)
+
+    def on_event(self, event: Event) -> None:
+        """Subscriber for the event bus: forget what another writer changed."""
+        if event.topic.startswith("config."):
+            self.invalidate(str(event.payload.get("service")), str(event.payload.get("name")))
+
+    async def _changed(self, service: str, name: str, version: int, topic: str) -> None:
+        self.invalidate(service, name)
+        log.info("config_setting_changed", service=service, name=name, version=version, change=topic)
+        if self.events is not None:
+            event = Event(
+                topic=topic,
+                subject_id=f"{service}/{name}",
+                version=version,
+                at=self.clock(),
+                payload={"service": service, "name": name, "version": version},
+            )
+            try:
+                await self.events.publish([event])
+            except Exception:  # the write happened; listeners catch up through the cache lifetime
+                log.warning("config_event_failed", service=service, name=name, exc_info=True)
+
+
+def _require_admin(actor: Principal) -> None:
+    if not actor.is_admin:
+        raise PermissionDenied("changing config settings needs the admin role")
+
+
+def _version_of(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    raw = if_match.strip().removeprefix("W/").strip('"')
+    try:
+        return int(raw)
+    except ValueError:
+        raise PreconditionFailed(f"If-Match {if_match!r} is not an ETag of this setting") from None
