@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def _drop_broker_connections() -> None:
         )
 
 
-async def _submit_all(ports: list[int], token: str, alive: list[bool], on_half: Any) -> list[str]:
+async def _submit_all(ports: list[int], token: str, alive: list[bool], on_half: Any, jobs: int) -> list[str]:
     headers = {"Authorization": f"Bearer {token}"}
     ids: list[str] = []
     async with httpx.AsyncClient(headers=headers, timeout=10) as client:
@@ -67,9 +68,9 @@ async def _submit_all(ports: list[int], token: str, alive: list[bool], on_half: 
                     return
             raise AssertionError(f"job {i} could not be submitted")
 
-        for start_at in range(0, JOBS, 100):
-            await asyncio.gather(*(submit(i) for i in range(start_at, start_at + 100)))
-            if start_at == JOBS // 2:
+        for start_at in range(0, jobs, 100):
+            await asyncio.gather(*(submit(i) for i in range(start_at, min(jobs, start_at + 100))))
+            if start_at == (jobs // 200) * 100:
                 on_half()
     return ids
 
@@ -78,6 +79,16 @@ def test_two_apis_three_workers_survive_kills_and_dropped_connections(
     tmp_path: Path, postgres_url: str
 ) -> None:
     broker = require("RabbitMQ", RABBITMQ_URL)
+    _scale_out(tmp_path, postgres_url, broker, jobs=JOBS, drop_connections=True)
+
+
+def test_the_same_on_sqs(tmp_path: Path, postgres_url: str, moto_endpoint: str) -> None:
+    namespace = f"s9test{uuid.uuid4().hex[:8]}"
+    broker = f"sqs://?region=us-east-1&namespace={namespace}&endpoint_url={moto_endpoint}&wait_time_seconds=1"
+    _scale_out(tmp_path, postgres_url, broker, jobs=200, drop_connections=False)
+
+
+def _scale_out(tmp_path: Path, postgres_url: str, broker: str, *, jobs: int, drop_connections: bool) -> None:
     data_dir = tmp_path / "data"
     env = studio9_env(data_dir, STUDIO9_DATABASE_URL=postgres_url, STUDIO9_BROKER_URL=broker, **FAST)
     assert run_cli("migrate", env=env).returncode == 0
@@ -96,10 +107,11 @@ def test_two_apis_three_workers_survive_kills_and_dropped_connections(
             workers[0].send_signal(signal.SIGKILL)
             apis[1].send_signal(signal.SIGKILL)
             alive[1] = False
-            _drop_broker_connections()
+            if drop_connections:
+                _drop_broker_connections()
 
-        ids = asyncio.run(_submit_all(ports, token, alive, chaos))
-        assert len(set(ids)) == JOBS
+        ids = asyncio.run(_submit_all(ports, token, alive, chaos, jobs))
+        assert len(set(ids)) == jobs
         client = httpx.Client(
             base_url=f"http://127.0.0.1:{ports[0]}", timeout=30, headers={"Authorization": f"Bearer {token}"}
         )
@@ -107,12 +119,12 @@ def test_two_apis_three_workers_survive_kills_and_dropped_connections(
         while time.monotonic() < deadline:
             counts = client.get("/status").json()["jobs"]
             if (
-                sum(counts.values()) >= JOBS
+                sum(counts.values()) >= jobs
                 and counts["queued"] == counts["running"] == counts["submitted"] == 0
             ):
                 break
             time.sleep(1)
-        assert counts["completed"] >= JOBS and counts["failed"] == counts["cancelled"] == 0, counts
+        assert counts["completed"] >= jobs and counts["failed"] == counts["cancelled"] == 0, counts
 
         every = _all_jobs(client)
         assert set(ids) <= set(every)  # a request cut by the kill may have stored a job we never heard of
