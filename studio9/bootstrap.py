@@ -62,6 +62,8 @@ BROKERS: Final = {
 INDEXES: Final = {
     "memory": "adapters.memory.search:InMemorySearchIndex",
     "sql": "adapters.sql.index:SqlSearchIndex",
+    "opensearch": "adapters.search.opensearch:OpenSearchSearchIndex",
+    "opensearch+https": "adapters.search.opensearch:OpenSearchSearchIndex",
 }
 BLOB_STORES: Final = {
     "memory": "adapters.memory.blobs:InMemoryBlobStore",
@@ -195,6 +197,8 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
         broker: JobBroker = opened["broker"]
         blobs: BlobStore = opened["blobs"]
         index: SearchIndex = opened["index"]
+        if check and hasattr(index, "check_schema"):  # opensearch: the alias is at this schema version
+            await index.check_schema()
         events: EventPublisher = opened["events"]
         config = ConfigService(
             database.config_settings, events=events, cache_seconds=settings.auth_cache_seconds
@@ -252,14 +256,36 @@ def _scheme(settings: Settings, field: str) -> str:
 
 
 def migrate(settings: Settings, *, revision: str = "head", downgrade: bool = False) -> None:
-    """Bring the system-of-record schema to ``revision`` (no-op for memory://)."""
+    """Bring the system-of-record schema to ``revision`` (no-op for memory://), then the index's own.
+
+    Call it without a running event loop in this thread (the CLI, or ``asyncio.to_thread``).
+    """
     url = AdapterURL.parse(settings.database_url, setting="STUDIO9_DATABASE_URL")
     adapter_class(DATABASES, url, setting="STUDIO9_DATABASE_URL")  # fail early on a bad scheme/extra
-    if url.scheme == "memory":
-        return
-    from adapters.sql import migrations
+    if url.scheme != "memory":
+        from adapters.sql import migrations
 
-    migrations.run(url, revision=revision, downgrade=downgrade)
+        migrations.run(url, revision=revision, downgrade=downgrade)
+    if not downgrade:
+        _migrate_index(settings)
+
+
+def _migrate_index(settings: Settings) -> None:
+    """Create or upgrade the search index's own schema (opensearch: versioned index + alias)."""
+    url = AdapterURL.parse(settings.index_url, setting="STUDIO9_INDEX_URL")
+    cls = adapter_class(INDEXES, url, setting="STUDIO9_INDEX_URL")
+    if not hasattr(cls, "ensure_schema"):
+        return  # memory:// keeps nothing; sql://'s tables come with the database migrations
+    options = AdapterOptions(timeout=settings.backend_timeout, data_dir=settings.data_dir)
+
+    async def run() -> None:
+        adapter = cls.from_url(url, options)
+        try:
+            await adapter.ensure_schema()
+        finally:
+            await adapter.aclose()
+
+    asyncio.run(run())
 
 
 def check_schema(settings: Settings) -> None:

@@ -83,13 +83,14 @@ class Settings:
     )
     broker_url: str = _setting(
         "memory://",
-        "Job delivery broker: `memory://` (in-process, edge) or"
-        " `amqp://user:pass@host:5672/vhost` (RabbitMQ).",
+        "Job delivery broker: `memory://` (in-process, edge), `amqp://user:pass@host:5672/vhost` (RabbitMQ)"
+        " or `sqs://?region=…&namespace=studio9` (Amazon SQS).",
         repr=redact,
     )
     index_url: str = _setting(
         "sql://",
-        "Metadata search index: `sql://` (full-text in the system-of-record database) or `memory://`.",
+        "Metadata search index: `sql://` (full-text in the system-of-record database),"
+        " `opensearch://host:9200/?index=studio9-search` (`opensearch+https://user:pass@…`) or `memory://`.",
         repr=redact,
     )
     blob_url: str = _setting(

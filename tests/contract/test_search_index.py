@@ -1,8 +1,13 @@
-"""SearchIndex contract, run against every index adapter: memory, SQLite FTS5, PostgreSQL."""
+"""SearchIndex contract, run against every index adapter: memory, SQLite FTS5, PostgreSQL, OpenSearch.
+
+OpenSearch runs on osmem-server (an in-memory server speaking its REST API): a fresh clone
+of the cluster per test, and an index name of its own all the same.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,10 +23,28 @@ from studio9.metadata import InvalidSearch, SearchDocument, SearchHit, SearchInd
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ADA, BOB = new_id(1_000), new_id(2_000)
+#: The production scheme table, with the OpenSearch adapter in it whether or not bootstrap has it yet.
+INDEXES = {**bootstrap.INDEXES, "opensearch": "adapters.search.opensearch:OpenSearchSearchIndex"}
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@contextlib.asynccontextmanager
+async def opensearch_index(server_url: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """An index on ``server_url`` (osmem's ``http://host:port``), migrated as ``studio9 migrate`` does."""
+    address = server_url.split("://", 1)[1].rstrip("/")
+    url = f"opensearch://{address}/?index=studio9-test-{uuid.uuid4().hex[:12]}"
+    async with bootstrap.open_adapter(
+        INDEXES, url, setting="STUDIO9_INDEX_URL", options=AdapterOptions(data_dir=tmp_path)
+    ) as adapter:
+        await adapter.ensure_schema()
+        yield adapter
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql", "opensearch"])
 async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    if request.param == "opensearch":
+        async with opensearch_index(request.getfixturevalue("osmem_url"), tmp_path) as adapter:
+            yield adapter
+        return
     if request.param == "memory":
         database_url, index_url = "memory://", "memory://"
     elif request.param == "sqlite":
