@@ -30,5 +30,11 @@ class MemoryBroker:
     async def ping(self) -> None:
         return None
 
+    async def queue_depths(self) -> dict[str, int]:
+        broker: StubBroker = self.dramatiq_broker  # type: ignore[assignment]
+        return {
+            name: queue.qsize() for name, queue in broker.queues.items() if not name.endswith((".DQ", ".XQ"))
+        }
+
     async def aclose(self) -> None:
         self.dramatiq_broker.close()

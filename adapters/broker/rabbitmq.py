@@ -118,6 +118,31 @@ class RabbitmqBroker:
             raise BackendUnavailable(f"RabbitMQ unreachable: {detail}") from exc
         connection.close()
 
+    async def queue_depths(self) -> dict[str, int]:
+        """Ready messages per declared queue (a passive declare per queue, on a short-lived connection)."""
+        return await anyio.to_thread.run_sync(self._depths_blocking, abandon_on_cancel=True)
+
+    def _depths_blocking(self) -> dict[str, int]:
+        names = sorted(
+            q for q in self.dramatiq_broker.get_declared_queues() if not q.endswith((".DQ", ".XQ"))
+        )
+        depths: dict[str, int] = {}
+        try:
+            connection = pika.BlockingConnection(pika.ConnectionParameters(**self._connection))
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BackendUnavailable(f"RabbitMQ unreachable: {type(exc).__name__}") from exc
+        try:
+            for name in names:
+                channel = connection.channel()
+                try:
+                    depths[name] = channel.queue_declare(queue=name, passive=True).method.message_count
+                except pika.exceptions.ChannelClosedByBroker:  # not declared on the server yet
+                    depths[name] = 0
+        finally:
+            if connection.is_open:
+                connection.close()
+        return depths
+
     async def aclose(self) -> None:
         """Close every channel and connection the broker opened. Idempotent."""
         if self._closed:

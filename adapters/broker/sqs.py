@@ -172,6 +172,28 @@ class SqsBroker:
         except BotoCoreError as exc:
             raise BackendUnavailable(f"SQS unreachable: {_describe(exc)}") from exc
 
+    async def queue_depths(self) -> dict[str, int]:
+        """``ApproximateNumberOfMessages`` of each declared queue (SQS counts are approximate)."""
+        return await anyio.to_thread.run_sync(self._depths_blocking, abandon_on_cancel=True)
+
+    def _depths_blocking(self) -> dict[str, int]:
+        depths: dict[str, int] = {}
+        for name in sorted(self.dramatiq_broker.get_declared_queues()):
+            try:
+                url = self._ping_client.get_queue_url(QueueName=f"{self._namespace}_{name}")["QueueUrl"]
+                attributes = self._ping_client.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+                )["Attributes"]
+            except ClientError as exc:
+                if "NonExistentQueue" in _describe(exc):
+                    depths[name] = 0
+                    continue
+                raise BackendUnavailable(f"SQS refused the request: {_describe(exc)}") from exc
+            except BotoCoreError as exc:
+                raise BackendUnavailable(f"SQS unreachable: {_describe(exc)}") from exc
+            depths[name] = int(attributes["ApproximateNumberOfMessages"])
+        return depths
+
     async def aclose(self) -> None:
         """Close both HTTP connection pools. Idempotent."""
         if self._closed:

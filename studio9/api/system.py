@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from studio9 import __version__
 from studio9.auth import Principal
 from studio9.config.urls import AdapterURL
+from studio9.errors import BackendUnavailable
 from studio9.health import check_backends
 
 
@@ -48,6 +49,7 @@ class StatusOut(msgspec.Struct):
     uptime_seconds: float
     backends: dict[str, BackendOut]
     jobs: dict[str, int]
+    queues: dict[str, int]
     workers: list[WorkerOut]
 
 
@@ -86,6 +88,10 @@ async def status(request: Request[Any, Any, Any], principal: NamedDependency[Pri
     counts = await container.jobs.store.counts()
     seen_after = datetime.now(UTC) - timedelta(seconds=container.settings.lease_timeout)
     workers = await container.workers.live(seen_after=seen_after)
+    try:
+        queues = await container.broker.queue_depths()
+    except BackendUnavailable:
+        queues = {}
     return StatusOut(
         version=__version__,
         build=container.settings.build,
@@ -100,6 +106,7 @@ async def status(request: Request[Any, Any, Any], principal: NamedDependency[Pri
             for c in checks
         },
         jobs={status.value: count for status, count in counts.items()},
+        queues=queues,
         workers=[
             WorkerOut(
                 id=w.id, host=w.host, pid=w.pid, threads=w.threads, started_at=w.started_at, seen_at=w.seen_at

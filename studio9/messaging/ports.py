@@ -21,5 +21,8 @@ class JobBroker(Protocol):
     async def ping(self) -> None:
         """Return when the broker answers; raise BackendUnavailable when it does not."""
 
+    async def queue_depths(self) -> dict[str, int]:
+        """Messages waiting in each declared queue (approximate where the broker is); for ``/status``."""
+
     async def aclose(self) -> None:
         """Close connections. Idempotent."""

@@ -199,6 +199,20 @@ async def test_delay_longer_than_any_broker_limit_is_accepted(
     await queue.enqueue("job-later", delay_seconds=3600)
 
 
+async def test_queue_depths_count_waiting_messages(
+    broker: JobBroker, collector: Collector, queue_name: str
+) -> None:
+    # Given three messages sent while no worker consumes
+    await anyio.to_thread.run_sync(lambda: [collector.send(f"waiting-{i}") for i in range(3)])
+    # Then the broker reports them waiting in the queue (SQS counts are approximate: poll briefly)
+    for _ in range(50):
+        depths = await broker.queue_depths()
+        if depths.get(queue_name) == 3:
+            break
+        await anyio.sleep(0.1)
+    assert depths.get(queue_name) == 3, depths
+
+
 async def test_aclose_is_idempotent(broker: JobBroker) -> None:
     await broker.aclose()
     await broker.aclose()

@@ -32,6 +32,7 @@ def test_api_and_worker_run_on_postgres_and_rabbitmq(
         token = (tmp_path / "data" / "admin-token").read_text().strip()
         status = httpx.get(f"http://127.0.0.1:{port}/status", headers={"Authorization": f"Bearer {token}"})
         assert status.json()["backends"]["broker"]["url"].startswith("amqp://guest:***@")
+        assert status.json()["queues"]["jobs"] >= 0
         deadline = time.monotonic() + 20
         while "workers_started" not in (tmp_path / "worker.log").read_text():
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()
