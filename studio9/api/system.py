@@ -1,6 +1,7 @@
 """Service-level routes: liveness (public), identity (public) and status (authenticated)."""
 
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,8 @@ from studio9.auth import Principal
 from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable
 from studio9.health import check_backends
+from studio9.jobs.domain import JobStatus
+from studio9.jobs.ports import JobQuery
 
 
 class BackendOut(msgspec.Struct, omit_defaults=True):
@@ -39,6 +42,7 @@ class WorkerOut(msgspec.Struct):
     host: str
     pid: int
     threads: int
+    running: int
     started_at: datetime
     seen_at: datetime
 
@@ -88,6 +92,10 @@ async def status(request: Request[Any, Any, Any], principal: NamedDependency[Pri
     counts = await container.jobs.store.counts()
     seen_after = datetime.now(UTC) - timedelta(seconds=container.settings.lease_timeout)
     workers = await container.workers.live(seen_after=seen_after)
+    running = Counter(
+        job.lease_owner
+        for job in await container.jobs.store.list(JobQuery(status=JobStatus.RUNNING, limit=_RUNNING_SHOWN))
+    )
     try:
         queues = await container.broker.queue_depths()
     except BackendUnavailable:
@@ -109,12 +117,21 @@ async def status(request: Request[Any, Any, Any], principal: NamedDependency[Pri
         queues=queues,
         workers=[
             WorkerOut(
-                id=w.id, host=w.host, pid=w.pid, threads=w.threads, started_at=w.started_at, seen_at=w.seen_at
+                id=w.id,
+                host=w.host,
+                pid=w.pid,
+                threads=w.threads,
+                running=running[w.id],
+                started_at=w.started_at,
+                seen_at=w.seen_at,
             )
             for w in workers
         ],
     )
 
+
+# /status counts the running jobs of each worker from at most this many running jobs.
+_RUNNING_SHOWN = 5000
 
 _URL_FIELD = {
     "database": "database_url",

@@ -33,6 +33,14 @@ def test_api_and_worker_run_on_postgres_and_rabbitmq(
         status = httpx.get(f"http://127.0.0.1:{port}/status", headers={"Authorization": f"Bearer {token}"})
         assert status.json()["backends"]["broker"]["url"].startswith("amqp://guest:***@")
         assert status.json()["queues"]["jobs"] >= 0
+        workers = status.json()["workers"]
+        deadline_workers = time.monotonic() + 20
+        while not workers and time.monotonic() < deadline_workers:
+            time.sleep(0.2)
+            workers = httpx.get(
+                f"http://127.0.0.1:{port}/status", headers={"Authorization": f"Bearer {token}"}
+            ).json()["workers"]
+        assert len(workers) == 1 and workers[0]["threads"] == 4 and workers[0]["running"] == 0
         deadline = time.monotonic() + 20
         while "workers_started" not in (tmp_path / "worker.log").read_text():
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()
