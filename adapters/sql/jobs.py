@@ -171,8 +171,10 @@ async def _write_side_rows(
                 message=heartbeat.message,
             )
         )
-    await session.execute(sa.insert(OutboxRow), [{"topic": t, "ref_id": job_id, "created_at": at}
-                                                 for t in outbox_topics(events)])
+    await session.execute(
+        sa.insert(OutboxRow),
+        [{"topic": t, "ref_id": job_id, "created_at": at} for t in outbox_topics(events)],
+    )
 
 
 def _row_values(job: Job) -> dict[str, Any]:

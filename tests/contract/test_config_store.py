@@ -14,8 +14,15 @@ NOW = datetime(2026, 4, 1, tzinfo=UTC)
 
 
 def _setting(name: str = "retries", value: Any = None, **changes: Any) -> ConfigSetting:
-    values: dict[str, Any] = {"service": "jobs", "name": name, "value": {"n": 3} if value is None else value,
-                              "tags": ("a",), "created_at": NOW, "updated_at": NOW, "updated_by": "u1"}
+    values: dict[str, Any] = {
+        "service": "jobs",
+        "name": name,
+        "value": {"n": 3} if value is None else value,
+        "tags": ("a",),
+        "created_at": NOW,
+        "updated_at": NOW,
+        "updated_by": "u1",
+    }
     values.update(changes)
     return ConfigSetting(**values)
 

@@ -12,18 +12,23 @@ BASE = "/api/v1/services/jobs/config-settings"
 
 
 async def test_put_get_etag_history_delete(client: Client, admin_headers: dict[str, str]) -> None:
-    created = await client.put(f"{BASE}/data.profile", headers=admin_headers,
-                               json={"value": {"format": "csv"}, "tags": ["defaults"]})
+    created = await client.put(
+        f"{BASE}/data.profile", headers=admin_headers, json={"value": {"format": "csv"}, "tags": ["defaults"]}
+    )
     assert created.status_code == 201, created.text
     assert created.headers["etag"] == '"1"'
     fetched = await client.get(f"{BASE}/data.profile", headers=admin_headers)
     assert fetched.json()["value"] == {"format": "csv"} and fetched.headers["etag"] == '"1"'
 
-    updated = await client.put(f"{BASE}/data.profile", headers={**admin_headers, "If-Match": '"1"'},
-                               json={"value": {"format": "parquet"}, "tags": ["defaults"]})
+    updated = await client.put(
+        f"{BASE}/data.profile",
+        headers={**admin_headers, "If-Match": '"1"'},
+        json={"value": {"format": "parquet"}, "tags": ["defaults"]},
+    )
     assert (updated.status_code, updated.headers["etag"]) == (200, '"2"')
-    stale = await client.put(f"{BASE}/data.profile", headers={**admin_headers, "If-Match": '"1"'},
-                             json={"value": {}})
+    stale = await client.put(
+        f"{BASE}/data.profile", headers={**admin_headers, "If-Match": '"1"'}, json={"value": {}}
+    )
     assert stale.status_code == 412
     assert stale.headers["content-type"].startswith("application/problem+json")
 
@@ -52,8 +57,9 @@ async def test_limits_and_bad_input(client: Client, admin_headers: dict[str, str
     assert too_big.status_code == 422 and too_big.json()["errors"][0]["field"] == "value"
     bad_tag = await client.put(f"{BASE}/t", headers=admin_headers, json={"value": 1, "tags": ["no spaces"]})
     assert bad_tag.status_code == 422
-    bad_name = await client.put("/api/v1/services/Bad Service/config-settings/x", headers=admin_headers,
-                                json={"value": 1})
+    bad_name = await client.put(
+        "/api/v1/services/Bad Service/config-settings/x", headers=admin_headers, json={"value": 1}
+    )
     assert bad_name.status_code in (404, 422)
     missing_value = await client.put(f"{BASE}/v", headers=admin_headers, json={"tags": []})
     assert missing_value.status_code == 422
