@@ -86,6 +86,7 @@ def create_app(
             "job_search": Provide(_job_search, sync_to_thread=False),
             "blob_store": Provide(_blobs, sync_to_thread=False),
             "config_service": Provide(_config, sync_to_thread=False),
+            "presigner": Provide(_presigner, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
         openapi_config=OpenAPIConfig(
@@ -118,6 +119,13 @@ def _job_search(request: Request[Any, Any, Any]) -> Any:
 
 def _config(request: Request[Any, Any, Any]) -> Any:
     return _container(request).config
+
+
+def _presigner(request: Request[Any, Any, Any]) -> Any:
+    """The blob store when downloads should redirect to it (it presigns and redirects are on), else None."""
+    container = _container(request)
+    blobs = container.files.blobs
+    return blobs if container.settings.blob_redirects and hasattr(blobs, "presigned_url") else None
 
 
 def _blobs(request: Request[Any, Any, Any]) -> Any:

@@ -100,6 +100,12 @@ class Settings:
         shown_default="file://<data dir>/blobs",
         repr=redact,
     )
+    blob_redirects: bool = _setting(
+        True,
+        "Answer downloads from a blob store that can presign (S3) with a 307 redirect to a short-lived URL"
+        " instead of streaming them through the API; turn off when clients cannot reach the store.",
+        shown_default="true",
+    )
     sink_url: str = _setting(
         _under_data_dir("sqlite:///{data_dir}/predictions.db"),
         "Prediction sink: `sqlite:///file.db` or `memory://`.",
@@ -258,12 +264,21 @@ def _convert(name: str, raw: Any) -> Any:
             return float(raw)
         except (TypeError, ValueError):
             raise ConfigError(f"expected a number, got {raw!r}", setting=env_name(name)) from None
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        lowered = str(raw).strip().lower()
+        if lowered in _TRUE or lowered in _FALSE:
+            return lowered in _TRUE
+        raise ConfigError(f"expected true or false, got {raw!r}", setting=env_name(name))
     if not isinstance(raw, str):
         raise ConfigError(f"expected a string, got {raw!r}", setting=env_name(name))
     return raw
 
 
-_FIELD_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "Path": str}
+_FIELD_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "Path": str, "bool": bool}
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from urllib.parse import quote
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, QueryParameter
-from litestar.response import Stream
+from litestar.params import FromPath, FromQuery, QueryParameter, SkipValidation
+from litestar.response import Redirect, Stream
 from multipart import (  # type: ignore[import-untyped]  # Litestar's own multipart dependency
     MultipartError,
     MultipartSegment,
@@ -29,6 +29,7 @@ from multipart import (  # type: ignore[import-untyped]  # Litestar's own multip
 from studio9.auth.domain import Principal
 from studio9.errors import InvalidInput, MalformedRequest
 from studio9.files.domain import StoredFile
+from studio9.files.ports import Presigner
 from studio9.files.service import FileService
 
 ONE_PART = "a multipart upload needs exactly one part, named 'file'"
@@ -126,8 +127,16 @@ class FileController(Controller):
         file_id: FromPath[str],
         principal: NamedDependency[Principal],
         file_service: NamedDependency[FileService],
-    ) -> Stream:
-        """The file's bytes, streamed, as an attachment."""
+        presigner: NamedDependency[SkipValidation[Presigner | None]],
+    ) -> Stream | Redirect:
+        """The file's bytes as an attachment: streamed, or a 307 redirect to a short-lived URL of
+        the blob store where it can presign (S3, with ``STUDIO9_BLOB_REDIRECTS`` on)."""
+        if presigner is not None:
+            stored = await file_service.get(principal, file_id)
+            url = await presigner.presigned_url(
+                stored.blob_key, filename=stored.name, content_type=stored.content_type
+            )
+            return Redirect(url, status_code=307, headers={"cache-control": "no-store"})
         stored, chunks = await file_service.open(principal, file_id)
         return Stream(
             chunks,

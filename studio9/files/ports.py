@@ -57,6 +57,20 @@ class BlobStore(Backend, Protocol):
         """
 
 
+class Presigner(Protocol):
+    """Blob stores that can hand out short-lived download URLs (S3): downloads become redirects."""
+
+    async def presigned_url(
+        self,
+        key: str,
+        *,
+        filename: str | None = None,
+        seconds: int | None = None,
+        content_type: str | None = None,
+    ) -> str:
+        """A URL that GETs the blob without credentials for a short while. Never log it."""
+
+
 class FileRecords(Protocol):
     """**Protocol:** the records of uploaded files, in the system of record."""
 

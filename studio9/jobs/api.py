@@ -8,11 +8,11 @@ import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
-from litestar.response import Stream
+from litestar.response import Redirect, Stream
 
 from studio9.auth.domain import Principal
 from studio9.errors import NotFound
-from studio9.files.ports import BlobStore
+from studio9.files.ports import BlobStore, Presigner
 from studio9.jobs.context import output_key
 from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobStatus
 from studio9.jobs.ports import JobQuery
@@ -305,14 +305,18 @@ class JobController(Controller):
         principal: NamedDependency[Principal],
         job_service: NamedDependency[JobService],
         blob_store: NamedDependency[SkipValidation[BlobStore]],
-    ) -> Stream:
-        """Download one output, streamed."""
+        presigner: NamedDependency[SkipValidation[Presigner | None]],
+    ) -> Stream | Redirect:
+        """Download one output: streamed, or a 307 redirect where the blob store can presign (S3)."""
         job = await job_service.get(principal, job_id)
         if name not in job.outputs:
             raise NotFound(f"job {job_id!r} has no output {name!r}")
         key = output_key(job.id, name)
         size = await blob_store.size(key)
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if presigner is not None:
+            url = await presigner.presigned_url(key, filename=name, content_type=media_type)
+            return Redirect(url, status_code=307, headers={"cache-control": "no-store"})
         return Stream(
             await blob_store.open(key),
             media_type=media_type,
