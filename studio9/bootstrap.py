@@ -71,8 +71,12 @@ BLOB_STORES: Final = {
     "s3": "adapters.blob.s3:S3BlobStore",
 }
 SINKS: Final = {
-    "memory": "adapters.memory.backends:InMemoryBackend",
+    "memory": "adapters.sink.memory:MemoryPredictionSink",
     "sqlite": "adapters.sink.sqlite:SqlitePredictionSink",
+    "postgresql": "adapters.sink.postgresql:PostgresPredictionSink",
+    "postgres": "adapters.sink.postgresql:PostgresPredictionSink",
+    "postgresql+psycopg": "adapters.sink.postgresql:PostgresPredictionSink",
+    "redshift": "adapters.sink.redshift:RedshiftPredictionSink",
 }
 EVENTS: Final = {
     "memory": "adapters.events.memory:InProcessEventBus",

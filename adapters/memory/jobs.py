@@ -15,7 +15,7 @@ from datetime import datetime
 import attrs
 
 from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobNotFound, JobStatus
-from studio9.jobs.ports import Change, DueCriteria, JobQuery, WorkerInfo, outbox_topics
+from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery, WorkerInfo, outbox_topics
 
 
 class InMemoryJobStore:
@@ -62,6 +62,19 @@ class InMemoryJobStore:
             self._note(job.id, events)
             return stored
 
+    async def claim(self, job_id: str, claim: Claim) -> Job | None:
+        with self._lock:
+            current = self._jobs.get(job_id)
+            claimed = claim.apply(current) if current is not None else None
+            if current is None or claimed is None:
+                return None
+            job, event = claimed
+            stored = attrs.evolve(job, version=current.version + 1)
+            self._jobs[job_id] = stored
+            self._events[job_id].append(event)
+            self._note(job_id, [event])
+            return stored
+
     async def list(self, query: JobQuery) -> Sequence[Job]:
         with self._lock:
             jobs = [
@@ -92,6 +105,13 @@ class InMemoryJobStore:
     async def heartbeats(self, job_id: str, *, limit: int = 100) -> Sequence[Heartbeat]:
         with self._lock:
             return list(reversed(self._heartbeats.get(job_id, ())))[:limit]
+
+    async def heartbeats_for(
+        self, job_ids: Sequence[str], *, limit_each: int
+    ) -> Mapping[str, Sequence[Heartbeat]]:
+        with self._lock:
+            found = {i: list(reversed(self._heartbeats.get(i, ())))[:limit_each] for i in job_ids}
+        return {i: beats for i, beats in found.items() if beats}
 
     async def pending(self, *, limit: int) -> Sequence[Change]:
         with self._lock:

@@ -14,6 +14,10 @@ from adapters.sql.config_models import ConfigSettingHistoryRow, ConfigSettingRow
 from studio9.config.domain import ConfigSetting, ConfigSettingVersion, SettingNotFound
 
 
+class _LostRace(Exception):
+    """Rolls the transaction back when the compare-and-set finds another version."""
+
+
 class SqlConfigStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -43,7 +47,7 @@ class SqlConfigStore:
                 if row is None:
                     session.add(ConfigSettingRow(**values))
                 else:
-                    await session.execute(
+                    result = await session.execute(
                         sa.update(ConfigSettingRow)
                         .where(
                             ConfigSettingRow.service == stored.service,
@@ -52,9 +56,12 @@ class SqlConfigStore:
                         )
                         .values(**values)
                     )
+                    # SQLite ignores FOR UPDATE: the version in the WHERE makes this a compare-and-set.
+                    if result.rowcount != 1:  # type: ignore[attr-defined]
+                        raise _LostRace
                 session.add(_history(stored, deleted=False))
-        except IntegrityError:
-            return None  # created by someone else between our read and our insert
+        except (IntegrityError, _LostRace):
+            return None  # someone else wrote it between our read and our write; nothing of ours is kept
         return stored
 
     async def delete(self, service: str, name: str, *, expected_version: int | None, by: str) -> bool:

@@ -21,6 +21,8 @@ from adapters.sql.auth import SqlTokenStore, SqlUserStore
 from adapters.sql.config_settings import SqlConfigStore
 from adapters.sql.files import SqlFileRecords
 from adapters.sql.jobs import SqlJobStore
+from adapters.sql.jobs_sqlite import SqliteJobStore
+from adapters.sql.jobs_sqlite_thread import SqliteThread
 from adapters.sql.workers import SqlWorkerRegistry
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL, redact
@@ -39,13 +41,18 @@ _SCHEME_ALIASES = {
 class SqlDatabase:
     """One engine per process; sessions are short-lived, one per unit of work."""
 
-    def __init__(self, engine: AsyncEngine, *, url: AdapterURL) -> None:
+    def __init__(self, engine: AsyncEngine, *, url: AdapterURL, timeout: float = 5.0) -> None:
         self.engine = engine
         self.url = url
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
         self.users = SqlUserStore(self.sessions)
         self.tokens = SqlTokenStore(self.sessions)
-        self.jobs = SqlJobStore(self.sessions)
+        # The job core's hot path: on an SQLite file, connections of its own on threads of
+        # its own, one that writes and one that reads.
+        self._job_threads = _sqlite_job_threads(engine, timeout)
+        self.jobs: SqlJobStore | SqliteJobStore = (
+            SqliteJobStore(*self._job_threads) if self._job_threads else SqlJobStore(engine)
+        )
         self.files = SqlFileRecords(self.sessions)
         self.workers = SqlWorkerRegistry(self.sessions)
         self.config_settings = SqlConfigStore(self.sessions)
@@ -57,7 +64,7 @@ class SqlDatabase:
             engine = _sqlite_engine(driver_url, options.timeout)
         else:
             engine = _postgres_engine(driver_url, url, options.timeout)
-        return cls(engine, url=url)
+        return cls(engine, url=url, timeout=options.timeout)
 
     @property
     def dialect(self) -> str:
@@ -71,6 +78,8 @@ class SqlDatabase:
             raise BackendUnavailable(f"database unreachable: {redact(str(exc.__cause__ or exc))}") from exc
 
     async def aclose(self) -> None:
+        for thread in self._job_threads:
+            await thread.aclose()
         await self.engine.dispose()
 
 
@@ -100,6 +109,21 @@ def _sqlite_engine(driver_url: str, timeout: float) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+def _sqlite_job_threads(engine: AsyncEngine, timeout: float) -> tuple[SqliteThread, ...]:
+    """The job store's writer and reader threads for an SQLite file; none for other databases,
+    for in-memory or URI-named SQLite (another connection may not see the same database) and
+    for SQLite older than 3.35."""
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or not SqliteThread.supported() or "uri" in engine.url.query:
+        return ()
+    if database in ("", ":memory:"):
+        return ()
+    return (
+        SqliteThread(database, timeout=timeout, name="studio9-jobs-writer"),
+        SqliteThread(database, timeout=timeout, name="studio9-jobs-reader"),
+    )
 
 
 def _postgres_engine(driver_url: str, url: AdapterURL, timeout: float) -> AsyncEngine:

@@ -1,41 +1,132 @@
-"""JobStore, JobHistory and ChangeFeed on SQLAlchemy (SQLite and PostgreSQL alike).
+"""JobStore, JobHistory and ChangeFeed on SQLAlchemy Core (PostgreSQL; any SQL database).
+
+URL:      postgresql+psycopg://… (SQLite files get the faster ``jobs_sqlite`` store instead)
+Features: compare-and-set writes · claim in one ``UPDATE … RETURNING`` · one connection per call
+Extra:    cloud (psycopg) for PostgreSQL
 
 Every change is a compare-and-set: ``UPDATE jobs … WHERE id = :id AND version = :expected``;
-the events, heartbeat and outbox rows of a change are written in the same transaction.
+the events, heartbeat and outbox rows of a change are written in the same transaction (on
+PostgreSQL in the same statement, ``jobs_pg``). Statements are built once (module level,
+or cached by shape) so that SQLAlchemy finds their compiled form in its cache without
+rebuilding cache keys; rows are plain tuples mapped by ``jobs_rows``, no ORM objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import functools
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sql.job_models import JobEventRow, JobHeartbeatRow, JobRow, OutboxRow
-from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobNotFound, JobStatus
-from studio9.jobs.ports import Change, DueCriteria, JobQuery, outbox_topics
+from adapters.sql import jobs_pg
+from adapters.sql.jobs_rows import (
+    EVENT_COLUMNS,
+    EVENTS,
+    HEARTBEAT_COLUMNS,
+    HEARTBEATS,
+    JOB_COLUMNS,
+    JOBS,
+    OUTBOX,
+    OUTBOX_COLUMNS,
+    TERMINAL,
+    as_dicts,
+    change_time,
+    event_from_row,
+    event_rows,
+    heartbeat_from_row,
+    heartbeat_row,
+    job_from_row,
+    job_row,
+    outbox_rows,
+)
+from studio9.errors import BackendUnavailable
+from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobNotFound, JobStatus
+from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
 
-_TERMINAL = [s.value for s in JobStatus if s.is_terminal]
+_SELECT_JOBS = sa.select(*(JOBS.c[name] for name in JOB_COLUMNS))
+_GET = _SELECT_JOBS.where(JOBS.c.id == sa.bindparam("b_id"))
+_INSERT_JOB = sa.insert(JOBS)
+_INSERT_EVENTS = sa.insert(EVENTS)
+_INSERT_HEARTBEAT = sa.insert(HEARTBEATS)
+_INSERT_OUTBOX = sa.insert(OUTBOX)
+# SET takes every column named in the parameters (all but ``id``).
+_SAVE = sa.update(JOBS).where(JOBS.c.id == sa.bindparam("b_id"), JOBS.c.version == sa.bindparam("b_expected"))
+_NOW = sa.bindparam("b_now", type_=JOBS.c.submitted_at.type)
+_DUE = (
+    _SELECT_JOBS.where(
+        sa.or_(
+            sa.and_(
+                JOBS.c.status.in_([JobStatus.QUEUED.value, JobStatus.SUBMITTED.value]),
+                sa.or_(JOBS.c.dispatched_at.is_(None), JOBS.c.dispatched_at <= sa.bindparam("b_redeliver")),
+                sa.or_(JOBS.c.not_before.is_(None), JOBS.c.not_before <= _NOW),
+            ),
+            sa.and_(
+                JOBS.c.status == JobStatus.RUNNING.value,
+                sa.or_(
+                    JOBS.c.lease_expires_at <= _NOW,
+                    JOBS.c.deadline_at <= _NOW,
+                    sa.and_(
+                        JOBS.c.cancel_requested.is_(True),
+                        JOBS.c.cancel_requested_at <= sa.bindparam("b_cancel"),
+                    ),
+                ),
+            ),
+            sa.and_(JOBS.c.status.in_(TERMINAL), JOBS.c.cleaned_at.is_(None)),
+        )
+    )
+    .order_by(JOBS.c.id)
+    .limit(sa.bindparam("b_limit"))
+)
+_COUNTS = sa.select(JOBS.c.status, sa.func.count()).group_by(JOBS.c.status)
+_EVENTS = sa.select(*(EVENTS.c[n] for n in EVENT_COLUMNS)).where(EVENTS.c.job_id == sa.bindparam("b_id"))
+_EVENTS = _EVENTS.order_by(EVENTS.c.id)
+_HEARTBEATS = (
+    sa.select(*(HEARTBEATS.c[n] for n in HEARTBEAT_COLUMNS))
+    .where(HEARTBEATS.c.job_id == sa.bindparam("b_id"))
+    .order_by(HEARTBEATS.c.id.desc())
+    .limit(sa.bindparam("b_limit"))
+)
+_PENDING = sa.select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.ref_id).order_by(OUTBOX.c.id)
+_PENDING = _PENDING.limit(sa.bindparam("b_limit"))
+_ACKNOWLEDGE = sa.delete(OUTBOX).where(OUTBOX.c.id.in_(sa.bindparam("b_ids", expanding=True)))
 
 
 class SqlJobStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    """The job store on an async SQLAlchemy engine; each call checks out one connection."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        # Single statements (every read; every write on PostgreSQL, see jobs_pg) run in
+        # autocommit: no BEGIN and COMMIT/ROLLBACK, two round trips each.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._postgres = engine.dialect.name == "postgresql"
+        self._returning = engine.dialect.update_returning
 
     async def add(self, job: Job, events: Sequence[JobEvent]) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(sa.insert(JobRow).values(**_row_values(job)))
-            await _write_side_rows(session, job.id, events, None, job.submitted_at)
+        if self._postgres:
+            topics = outbox_rows(job.id, events, job.submitted_at)
+            params = jobs_pg.job_params(JOB_COLUMNS, job_row(job))
+            params |= jobs_pg.side_params(event_rows(events), None, topics)
+            await self._one(jobs_pg.add_statement(len(events), len(topics)), params)
+            return
+        with _unavailable():
+            async with self._engine.begin() as conn:
+                await conn.execute(_INSERT_JOB, dict(zip(JOB_COLUMNS, job_row(job), strict=True)))
+                await _side_rows(conn, job.id, events, None, job.submitted_at)
 
     async def get(self, job_id: str) -> Job:
-        async with self._sessions() as session:
-            row = await session.get(JobRow, job_id)
+        with _unavailable():
+            async with self._autocommit.connect() as conn:
+                row = (await conn.execute(_GET, {"b_id": job_id})).first()
         if row is None:
             raise JobNotFound(job_id)
-        return _job(row)
+        return job_from_row(row)
 
     async def save(
         self,
@@ -46,230 +137,221 @@ class SqlJobStore:
         heartbeat: Heartbeat | None = None,
     ) -> Job | None:
         stored = attrs.evolve(job, version=expected_version + 1)
-        values = _row_values(stored)
-        del values["id"]
-        async with self._sessions.begin() as session:
-            result = await session.execute(
-                sa.update(JobRow)
-                .where(JobRow.id == job.id, JobRow.version == expected_version)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            at = heartbeat.at if heartbeat else (events[0].at if events else job.submitted_at)
-            await _write_side_rows(session, job.id, events, heartbeat, at)
+        if self._postgres:
+            beat = heartbeat_row(heartbeat) if heartbeat is not None else None
+            topics = outbox_rows(job.id, events, change_time(job, events, heartbeat))
+            params = jobs_pg.job_params(JOB_COLUMNS[1:], job_row(stored)[1:])
+            params |= {"b_id": job.id, "b_expected": expected_version}
+            params |= jobs_pg.side_params(event_rows(events), beat, topics)
+            row = await self._one(jobs_pg.save_statement(len(events), len(topics), beat is not None), params)
+            return stored if row is not None and row[0] == 1 else None
+        values = dict(zip(JOB_COLUMNS[1:], job_row(stored)[1:], strict=True))
+        with _unavailable():
+            async with self._engine.begin() as conn:
+                result = await conn.execute(_SAVE, {**values, "b_id": job.id, "b_expected": expected_version})
+                if result.rowcount != 1:
+                    return None
+                await _side_rows(conn, job.id, events, heartbeat, change_time(job, events, heartbeat))
         return stored
 
+    async def claim(self, job_id: str, claim: Claim) -> Job | None:
+        types = list(claim.deadlines)
+        if not types:
+            return None
+        params: dict[str, Any] = {
+            "b_id": job_id,
+            "b_at": claim.at,
+            "b_worker": claim.worker,
+            "b_lease": claim.lease_expires_at,
+            "b_types": types,
+        }
+        for i, name in enumerate(types):
+            params[f"b_t{i}"], params[f"b_d{i}"] = name, claim.deadlines[name]
+        if self._postgres:
+            events = [claim.event(job_id)]
+            params |= jobs_pg.side_params(event_rows(events), None, outbox_rows(job_id, events, claim.at))
+            statement = jobs_pg.claim_statement(_claim_statement(len(types), returning=True))
+            row = await self._one(statement, params)
+            return job_from_row(row) if row is not None else None
+        with _unavailable():
+            async with self._engine.begin() as conn:
+                if self._returning:
+                    row = (await conn.execute(_claim_statement(len(types), returning=True), params)).first()
+                elif (await conn.execute(_claim_statement(len(types), returning=False), params)).rowcount:
+                    row = (await conn.execute(_GET, {"b_id": job_id})).first()
+                else:
+                    row = None
+                if row is None:
+                    return None
+                await _side_rows(conn, job_id, [claim.event(job_id)], None, claim.at)
+        return job_from_row(row)
+
+    async def _one(self, statement: sa.Executable, params: dict[str, Any]) -> sa.Row[Any] | None:
+        """PostgreSQL: run one statement of ``jobs_pg`` (its own transaction); its first row."""
+        with _unavailable():
+            async with self._autocommit.connect() as conn:
+                return (await conn.execute(statement, params)).first()
+
     async def list(self, query: JobQuery) -> Sequence[Job]:
-        statement = sa.select(JobRow).order_by(JobRow.id.desc()).limit(query.limit)
+        params: dict[str, Any] = {"b_limit": query.limit}
         if query.owner_id is not None:
-            statement = statement.where(JobRow.owner_id == query.owner_id)
+            params["b_owner"] = query.owner_id
         if query.type is not None:
-            statement = statement.where(JobRow.type == query.type)
+            params["b_type"] = query.type
         if query.status is not None:
-            statement = statement.where(JobRow.status == query.status.value)
+            params["b_status"] = query.status.value
         if query.ids is not None:
-            statement = statement.where(JobRow.id.in_(list(query.ids)))
+            params["b_ids"] = list(query.ids)
         if query.before is not None:
-            statement = statement.where(JobRow.id < query.before)
-        async with self._sessions() as session:
-            return [_job(row) for row in await session.scalars(statement)]
+            params["b_before"] = query.before
+        statement = _list_statement(frozenset(params))
+        with _unavailable():
+            async with self._autocommit.connect() as conn:
+                return [job_from_row(row) for row in await conn.execute(statement, params)]
 
     async def due(self, criteria: DueCriteria) -> Sequence[Job]:
-        now = criteria.now
-        queued = sa.and_(
-            JobRow.status.in_([JobStatus.QUEUED.value, JobStatus.SUBMITTED.value]),
-            sa.or_(JobRow.dispatched_at.is_(None), JobRow.dispatched_at <= criteria.redeliver_before),
-            sa.or_(JobRow.not_before.is_(None), JobRow.not_before <= now),
-        )
-        running = sa.and_(
-            JobRow.status == JobStatus.RUNNING.value,
-            sa.or_(
-                JobRow.lease_expires_at <= now,
-                JobRow.deadline_at <= now,
-                sa.and_(
-                    JobRow.cancel_requested.is_(True), JobRow.cancel_requested_at <= criteria.cancel_before
-                ),
-            ),
-        )
-        unclean = sa.and_(JobRow.status.in_(_TERMINAL), JobRow.cleaned_at.is_(None))
-        statement = (
-            sa.select(JobRow)
-            .where(sa.or_(queued, running, unclean))
-            .order_by(JobRow.id)
-            .limit(criteria.limit)
-        )
-        async with self._sessions() as session:
-            return [_job(row) for row in await session.scalars(statement)]
+        params = {
+            "b_now": criteria.now,
+            "b_redeliver": criteria.redeliver_before,
+            "b_cancel": criteria.cancel_before,
+            "b_limit": criteria.limit,
+        }
+        with _unavailable():
+            async with self._autocommit.connect() as conn:
+                return [job_from_row(row) for row in await conn.execute(_DUE, params)]
 
     async def counts(self) -> Mapping[JobStatus, int]:
-        statement = sa.select(JobRow.status, sa.func.count()).group_by(JobRow.status)
-        async with self._sessions() as session:
-            rows = (await session.execute(statement)).all()
+        with _unavailable():
+            async with self._autocommit.connect() as conn:
+                rows = (await conn.execute(_COUNTS)).all()
         found = {JobStatus(status): int(count) for status, count in rows}
         return {status: found.get(status, 0) for status in JobStatus}
 
     # -- JobHistory ----------------------------------------------------------------------------
 
     async def events(self, job_id: str) -> Sequence[JobEvent]:
-        statement = sa.select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
-        async with self._sessions() as session:
-            return [_event(row) for row in await session.scalars(statement)]
+        with _unavailable():
+            async with self._autocommit.connect() as conn:
+                return [event_from_row(row) for row in await conn.execute(_EVENTS, {"b_id": job_id})]
 
     async def heartbeats(self, job_id: str, *, limit: int = 100) -> Sequence[Heartbeat]:
-        statement = (
-            sa.select(JobHeartbeatRow)
-            .where(JobHeartbeatRow.job_id == job_id)
-            .order_by(JobHeartbeatRow.id.desc())
-            .limit(limit)
-        )
-        async with self._sessions() as session:
-            return [_heartbeat(row) for row in await session.scalars(statement)]
+        with _unavailable():
+            async with self._autocommit.connect() as conn:
+                rows = await conn.execute(_HEARTBEATS, {"b_id": job_id, "b_limit": limit})
+                return [heartbeat_from_row(row) for row in rows]
+
+    async def heartbeats_for(
+        self, job_ids: Sequence[str], *, limit_each: int
+    ) -> Mapping[str, Sequence[Heartbeat]]:
+        ids = list(dict.fromkeys(job_ids))
+        found: dict[str, list[Heartbeat]] = {}
+        if not ids:
+            return found
+        with _unavailable():
+            async with self._autocommit.connect() as conn:
+                if self._postgres:
+                    rows = list(
+                        await conn.execute(jobs_pg.LATEST_HEARTBEATS, {"b_ids": ids, "b_limit": limit_each})
+                    )
+                else:
+                    rows = []
+                    for job_id in ids:
+                        rows += await conn.execute(_HEARTBEATS, {"b_id": job_id, "b_limit": limit_each})
+        for row in rows:
+            beat = heartbeat_from_row(row)
+            found.setdefault(beat.job_id, []).append(beat)
+        return found
 
     # -- ChangeFeed ----------------------------------------------------------------------------
 
     async def pending(self, *, limit: int) -> Sequence[Change]:
-        statement = sa.select(OutboxRow).order_by(OutboxRow.id).limit(limit)
-        async with self._sessions() as session:
-            return [Change(id=r.id, topic=r.topic, ref_id=r.ref_id) for r in await session.scalars(statement)]
+        with _unavailable():
+            async with self._autocommit.connect() as conn:
+                rows = await conn.execute(_PENDING, {"b_limit": limit})
+                return [Change(id=i, topic=topic, ref_id=ref) for i, topic, ref in rows]
 
     async def acknowledge(self, change_ids: Sequence[int]) -> None:
         if not change_ids:
             return
-        async with self._sessions.begin() as session:
-            await session.execute(sa.delete(OutboxRow).where(OutboxRow.id.in_(list(change_ids))))
+        with _unavailable():
+            async with self._engine.begin() as conn:
+                await conn.execute(_ACKNOWLEDGE, {"b_ids": list(change_ids)})
 
 
-async def _write_side_rows(
-    session: AsyncSession, job_id: str, events: Sequence[JobEvent], heartbeat: Heartbeat | None, at: datetime
+async def _side_rows(
+    conn: AsyncConnection,
+    job_id: str,
+    events: Sequence[JobEvent],
+    heartbeat: Heartbeat | None,
+    at: datetime,
 ) -> None:
     if events:
-        await session.execute(
-            sa.insert(JobEventRow),
-            [
-                {
-                    "job_id": e.job_id,
-                    "at": e.at,
-                    "from_status": e.from_status.value if e.from_status else None,
-                    "to_status": e.to_status.value,
-                    "reason": e.reason,
-                    "actor": e.actor,
-                    "details": dict(e.details),
-                }
-                for e in events
-            ],
-        )
+        await conn.execute(_INSERT_EVENTS, as_dicts(EVENT_COLUMNS, event_rows(events)))
     if heartbeat is not None:
-        await session.execute(
-            sa.insert(JobHeartbeatRow).values(
-                job_id=heartbeat.job_id,
-                at=heartbeat.at,
-                attempt=heartbeat.attempt,
-                progress=heartbeat.progress,
-                eta_seconds=heartbeat.eta_seconds,
-                message=heartbeat.message,
-            )
+        await conn.execute(
+            _INSERT_HEARTBEAT, dict(zip(HEARTBEAT_COLUMNS, heartbeat_row(heartbeat), strict=True))
         )
-    await session.execute(
-        sa.insert(OutboxRow),
-        [{"topic": t, "ref_id": job_id, "created_at": at} for t in outbox_topics(events)],
+    await conn.execute(_INSERT_OUTBOX, as_dicts(OUTBOX_COLUMNS, outbox_rows(job_id, events, at)))
+
+
+@functools.cache
+def _claim_statement(types: int, *, returning: bool) -> sa.Update:
+    """The claim, as ``Claim.apply`` describes it, for a worker running ``types`` job types."""
+    at = sa.bindparam("b_at", type_=JOBS.c.started_at.type)
+    deadline = sa.case(
+        *(
+            (sa.bindparam(f"b_t{i}"), sa.bindparam(f"b_d{i}", type_=JOBS.c.deadline_at.type))
+            for i in range(types)
+        ),
+        value=JOBS.c.type,
     )
-
-
-def _row_values(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "owner_id": job.owner_id,
-        "type": job.type,
-        "params": dict(job.params),
-        "priority": job.priority,
-        "status": job.status.value,
-        "cancel_requested": job.cancel_requested,
-        "attempt": job.attempt,
-        "max_attempts": job.max_attempts,
-        "timeout_seconds": job.timeout_seconds,
-        "submitted_at": job.submitted_at,
-        "queued_at": job.queued_at,
-        "started_at": job.started_at,
-        "completed_at": job.completed_at,
-        "cancel_requested_at": job.cancel_requested_at,
-        "not_before": job.not_before,
-        "dispatched_at": job.dispatched_at,
-        "deadline_at": job.deadline_at,
-        "progress": job.progress,
-        "eta_seconds": job.eta_seconds,
-        "message": job.message,
-        "last_heartbeat_at": job.last_heartbeat_at,
-        "lease_owner": job.lease_owner,
-        "lease_expires_at": job.lease_expires_at,
-        "result": dict(job.result) if job.result is not None else None,
-        "outputs": list(job.outputs),
-        "error_code": job.error.code if job.error else None,
-        "error_message": job.error.message if job.error else None,
-        "error_details": dict(job.error.details) if job.error else None,
-        "cleaned_at": job.cleaned_at,
-        "version": job.version,
-    }
-
-
-def _job(row: JobRow) -> Job:
-    error = None
-    if row.error_code is not None:
-        error = JobError(
-            code=row.error_code, message=row.error_message or "", details=row.error_details or {}
+    statement = (
+        sa.update(JOBS)
+        .where(
+            JOBS.c.id == sa.bindparam("b_id"),
+            JOBS.c.status == JobStatus.QUEUED.value,
+            sa.or_(JOBS.c.not_before.is_(None), JOBS.c.not_before <= at),
+            JOBS.c.type.in_(sa.bindparam("b_types", expanding=True)),
         )
-    return Job(
-        id=row.id,
-        owner_id=row.owner_id,
-        type=row.type,
-        params=row.params,
-        priority=row.priority,
-        status=JobStatus(row.status),
-        cancel_requested=row.cancel_requested,
-        attempt=row.attempt,
-        max_attempts=row.max_attempts,
-        timeout_seconds=row.timeout_seconds,
-        submitted_at=row.submitted_at,
-        queued_at=row.queued_at,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
-        cancel_requested_at=row.cancel_requested_at,
-        not_before=row.not_before,
-        dispatched_at=row.dispatched_at,
-        deadline_at=row.deadline_at,
-        progress=row.progress,
-        eta_seconds=row.eta_seconds,
-        message=row.message,
-        last_heartbeat_at=row.last_heartbeat_at,
-        lease_owner=row.lease_owner,
-        lease_expires_at=row.lease_expires_at,
-        result=row.result,
-        outputs=tuple(row.outputs or ()),
-        error=error,
-        cleaned_at=row.cleaned_at,
-        version=row.version,
+        .values(
+            status=JobStatus.RUNNING.value,
+            started_at=at,
+            attempt=JOBS.c.attempt + 1,
+            lease_owner=sa.bindparam("b_worker"),
+            lease_expires_at=sa.bindparam("b_lease", type_=JOBS.c.lease_expires_at.type),
+            deadline_at=deadline,
+            last_heartbeat_at=at,
+            cancel_requested=False,
+            progress=0.0,
+            eta_seconds=None,
+            message=None,
+            version=JOBS.c.version + 1,
+        )
     )
+    return statement.returning(*(JOBS.c[name] for name in JOB_COLUMNS)) if returning else statement
 
 
-def _event(row: JobEventRow) -> JobEvent:
-    return JobEvent(
-        job_id=row.job_id,
-        at=row.at,
-        from_status=JobStatus(row.from_status) if row.from_status else None,
-        to_status=JobStatus(row.to_status),
-        reason=row.reason,
-        actor=row.actor,
-        details=row.details or {},
-    )
+@functools.cache
+def _list_statement(params: frozenset[str]) -> sa.Select[Any]:
+    """The ``list`` query for the filters present in ``params``."""
+    statement = _SELECT_JOBS.order_by(JOBS.c.id.desc()).limit(sa.bindparam("b_limit"))
+    if "b_owner" in params:
+        statement = statement.where(JOBS.c.owner_id == sa.bindparam("b_owner"))
+    if "b_type" in params:
+        statement = statement.where(JOBS.c.type == sa.bindparam("b_type"))
+    if "b_status" in params:
+        statement = statement.where(JOBS.c.status == sa.bindparam("b_status"))
+    if "b_ids" in params:
+        statement = statement.where(JOBS.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+    if "b_before" in params:
+        statement = statement.where(JOBS.c.id < sa.bindparam("b_before"))
+    return statement
 
 
-def _heartbeat(row: JobHeartbeatRow) -> Heartbeat:
-    return Heartbeat(
-        job_id=row.job_id,
-        at=row.at,
-        attempt=row.attempt,
-        progress=row.progress,
-        eta_seconds=row.eta_seconds,
-        message=row.message,
-    )
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """Connection failures as BackendUnavailable (503), like every other adapter's."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise BackendUnavailable(f"job database unavailable: {type(exc.orig or exc).__name__}") from exc

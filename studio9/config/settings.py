@@ -108,7 +108,8 @@ class Settings:
     )
     sink_url: str = _setting(
         _under_data_dir("sqlite:///{data_dir}/predictions.db"),
-        "Prediction sink: `sqlite:///file.db` or `memory://`.",
+        "Prediction sink: `sqlite:///file.db`, `postgresql://…` (COPY), `redshift://workgroup@region/db?s3_staging=…"
+        "&iam_role=…` (S3 staging + COPY via the Data API) or `memory://`.",
         shown_default="sqlite:///<data dir>/predictions.db",
         repr=redact,
     )

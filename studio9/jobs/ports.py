@@ -15,7 +15,7 @@ from typing import Protocol
 
 import attrs
 
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobStatus
+from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobStatus, transition
 
 
 @attrs.frozen(kw_only=True)
@@ -43,6 +43,54 @@ class DueCriteria:
     limit: int = 200
 
 
+@attrs.frozen(kw_only=True)
+class Claim:
+    """A worker taking a queued job: exactly what ``JobStore.claim`` writes (see ``apply``)."""
+
+    worker: str
+    at: datetime
+    lease_expires_at: datetime
+    #: The job types the worker can run, each with the ``deadline_at`` a job of that type gets.
+    deadlines: Mapping[str, datetime]
+
+    def event(self, job_id: str) -> JobEvent:
+        """The event a claim records (the one ``apply`` returns)."""
+        return JobEvent(
+            job_id=job_id,
+            at=self.at,
+            from_status=JobStatus.QUEUED,
+            to_status=JobStatus.RUNNING,
+            reason="claimed",
+            actor=self.worker,
+        )
+
+    def apply(self, job: Job) -> tuple[Job, JobEvent] | None:
+        """``job`` claimed, with its ``claimed`` event; None unless it is queued, due at ``at``
+        (``not_before``) and of a type in ``deadlines``."""
+        if (
+            job.status is not JobStatus.QUEUED
+            or (job.not_before is not None and job.not_before > self.at)
+            or job.type not in self.deadlines
+        ):
+            return None
+        return transition(
+            job,
+            JobStatus.RUNNING,
+            at=self.at,
+            reason="claimed",
+            actor=self.worker,
+            attempt=job.attempt + 1,
+            lease_owner=self.worker,
+            lease_expires_at=self.lease_expires_at,
+            deadline_at=self.deadlines[job.type],
+            last_heartbeat_at=self.at,
+            cancel_requested=False,
+            progress=0.0,
+            eta_seconds=None,
+            message=None,
+        )
+
+
 class JobStore(Protocol):
     """Jobs, changed by compare-and-set on their ``version``; each change's events go with it."""
 
@@ -67,6 +115,14 @@ class JobStore(Protocol):
         another writer got there first (nothing is written then).
         """
 
+    async def claim(self, job_id: str, claim: Claim) -> Job | None:
+        """Apply ``claim`` to the job in one write, without reading it first.
+
+        The stored job is ``claim.apply(job)`` with ``version + 1``; the event and an outbox
+        entry go in the same transaction. Returns it, or None when the claim does not apply or
+        there is no such job (nothing is written then; the caller reads the job to see why).
+        """
+
     async def list(self, query: JobQuery) -> Sequence[Job]:
         """Jobs matching ``query``, ordered by id, newest first."""
 
@@ -87,6 +143,11 @@ class JobHistory(Protocol):
 
     async def heartbeats(self, job_id: str, *, limit: int = 100) -> Sequence[Heartbeat]:
         """Newest first."""
+
+    async def heartbeats_for(
+        self, job_ids: Sequence[str], *, limit_each: int
+    ) -> Mapping[str, Sequence[Heartbeat]]:
+        """The newest ``limit_each`` heartbeats of each job, newest first; jobs without any are left out."""
 
 
 class JobQueue(Protocol):
@@ -123,14 +184,17 @@ class WorkerRegistry(Protocol):
 
 
 def outbox_topics(events: Sequence[JobEvent]) -> list[str]:
-    """The outbox entries a job change writes: ``job`` (something changed: re-index it) and one
-    ``job.<status>`` per status change (an event for outside listeners)."""
-    return ["job", *(f"job.{e.to_status.value}" for e in events if e.from_status is not e.to_status)]
+    """The outbox entries a job change writes: one ``job.<status>`` per status change (re-index
+    the job and announce the status to outside listeners), or a single ``job`` when the status
+    did not change (re-index it only)."""
+    return [f"job.{e.to_status.value}" for e in events if e.from_status is not e.to_status] or ["job"]
 
 
 @attrs.frozen(kw_only=True)
 class Change:
-    """An outbox entry: ``topic`` (``job`` or ``job.<status>``) and the id of what changed."""
+    """An outbox entry: ``topic`` (``job`` or ``job.<status>``) and the id of what changed.
+
+    Every entry means "re-index ``ref_id``"; a ``job.<status>`` one also means "announce it"."""
 
     id: int
     topic: str

@@ -15,6 +15,7 @@ import shutil
 import socket
 import traceback
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import structlog
 from studio9.ids import new_id
 from studio9.jobs.context import JobContext, JobInterrupted, bound_logger, job_prefix
 from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobNotFound, JobStatus, transition
-from studio9.jobs.ports import JobBlobs, JobInputs
+from studio9.jobs.ports import Claim, JobBlobs, JobInputs
 from studio9.jobs.registry import JobType, JobTypeRegistry, UnknownJobType
 from studio9.jobs.service import Decision, JobService, later, note
 
@@ -80,7 +81,8 @@ class JobRuntime:
             outcome = await self._execute(job, job_type, ctx)
         finally:
             beats.cancel()
-            await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
+            if scratch.exists():  # most handlers never make it: spare them a thread hop
+                await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
         try:
             await self._record(job, job_type, ctx, outcome)
         finally:
@@ -123,15 +125,22 @@ class JobRuntime:
         return released
 
     async def _claim(self, job_id: str) -> Job | None:
-        claimed = False
+        # One write, no read: the common case (a queued, due job of a known type). Anything
+        # else (a duplicate, a cancelled job, a retry not due yet, an unknown type, a job of
+        # another deployment) is sorted out below by reading the job and deciding.
+        claimed = await self.service.store.claim(job_id, self._claim_at(self.service.clock()))
+        if claimed is not None:
+            return claimed
+        claimed_on_read = False
 
         def decide(job: Job) -> Decision:
-            nonlocal claimed
+            nonlocal claimed_on_read
+            claimed_on_read = False
             now = self.service.clock()
             if job.status is not JobStatus.QUEUED or (job.not_before is not None and job.not_before > now):
                 return None  # a duplicate, a cancelled job, or a retry that is not due yet
             try:
-                job_type = self.registry.get(job.type)
+                self.registry.get(job.type)
             except UnknownJobType:
                 failed, event = transition(
                     job,
@@ -142,25 +151,11 @@ class JobRuntime:
                     error=JobError(code="unknown_type", message=f"no handler for {job.type}"),
                 )
                 return failed, [event]
-            claimed = True
-            policy = self.service.policy
-            running, event = transition(
-                job,
-                JobStatus.RUNNING,
-                at=now,
-                reason="claimed",
-                actor=self.worker_id,
-                attempt=job.attempt + 1,
-                lease_owner=self.worker_id,
-                lease_expires_at=later(now, policy.lease_timeout),
-                deadline_at=later(now, job_type.timeout),
-                last_heartbeat_at=now,
-                cancel_requested=False,
-                progress=0.0,
-                eta_seconds=None,
-                message=None,
-            )
-            return running, [event]
+            decision = self._claim_at(now).apply(job)
+            if decision is None:
+                return None
+            claimed_on_read = True
+            return decision[0], [decision[1]]
 
         try:
             job = await self.service.update(job_id, decide)
@@ -168,10 +163,18 @@ class JobRuntime:
             # A message from another deployment sharing the broker, or for a deleted job.
             log.warning("job_delivery_unknown", job_id=job_id)
             return None
-        if not claimed:
+        if not claimed_on_read:
             log.debug("job_delivery_dropped", job_id=job_id, status=job.status.value)
             return None
         return job
+
+    def _claim_at(self, now: datetime) -> Claim:
+        return Claim(
+            worker=self.worker_id,
+            at=now,
+            lease_expires_at=later(now, self.service.policy.lease_timeout),
+            deadlines={t.name: later(now, t.timeout) for t in self.registry},
+        )
 
     async def _execute(self, job: Job, job_type: JobType, ctx: JobContext) -> Outcome:
         try:
@@ -262,9 +265,15 @@ class JobRuntime:
             ]
             return renewed, []
 
-        return await self.service.update(
-            job.id, decide, heartbeat=lambda _: now_holder[0] if now_holder else None
+        current = await self.service.update(
+            job.id,
+            decide,
+            heartbeat=lambda _: now_holder[0] if now_holder else None,
+            current=self._held.get(job.id),
         )
+        if job.id in self._held:
+            self._held[job.id] = current  # the next write starts from it, without a read
+        return current
 
     def _holds(self, current: Job, job: Job) -> bool:
         return (
@@ -277,6 +286,7 @@ class JobRuntime:
         retry_delay: list[float] = []
 
         def decide(current: Job) -> Decision:
+            retry_delay.clear()  # decided again after a lost race: only the last decision counts
             now = self.service.clock()
             if not self._holds(current, job):
                 if current.is_terminal and current.attempt == job.attempt:
@@ -330,7 +340,7 @@ class JobRuntime:
                 events.append(note(changed, "resources_cleaned", self.worker_id, now))
             return changed, events
 
-        stored = await self.service.update(job.id, decide)
+        stored = await self.service.update(job.id, decide, current=self._held.get(job.id, job))
         log.info(
             "job_finished",
             job_id=job.id,

@@ -1,9 +1,10 @@
 """Jobs in the metadata index (the original ARIES) and on the event bus: the outbox relay, and job search.
 
 The relay drains the transactional outbox: every job change wrote outbox entries in the
-same transaction (``job`` to re-index it, ``job.<status>`` per status change), so the
-index catches up with SQL within one drain and status events are published at least
-once, never for a change that was rolled back. ``rebuild`` (``studio9 reindex``)
+same transaction (one ``job.<status>`` per status change, else a single ``job``; every
+entry means "re-index the job", a ``job.<status>`` one also "announce it"), so the index
+catches up with SQL within one drain and status events are published at least once,
+never for a change that was rolled back. ``rebuild`` (``studio9 reindex``)
 recreates the index from SQL alone. Several processes may drain at once: documents
 carry the time they were read and the newer one wins; events may repeat.
 """
@@ -80,7 +81,7 @@ class JobIndexer:
             return 0
         ids = list(dict.fromkeys(c.ref_id for c in changes))
         jobs = {j.id: j for j in await self.store.list(JobQuery(ids=ids, limit=len(ids)))}
-        indexed = [jobs[i] for i in dict.fromkeys(c.ref_id for c in changes if c.topic == KIND) if i in jobs]
+        indexed = [jobs[i] for i in ids if i in jobs]  # every entry means "re-index it"
         if indexed:
             await self._upsert(indexed)
         if self.events is not None:
@@ -103,10 +104,12 @@ class JobIndexer:
         log.info("jobs_reindexed", documents=written)
         return written
 
-    async def run_forever(self, interval: float = 1.0) -> None:
+    async def run_forever(self, interval: float = 1.0, *, batch: int = 500) -> None:
+        """Drain every ``interval`` seconds, at once again after a full batch: changes wait at
+        most ``interval``, and under load they are indexed in large batches, not one by one."""
         while True:
             try:
-                while await self.drain_once() > 0:
+                while await self.drain_once(limit=batch) >= batch:
                     pass
             except Exception:
                 log.exception("indexer_drain_failed")
@@ -114,15 +117,10 @@ class JobIndexer:
 
     async def _upsert(self, jobs: Sequence[Job]) -> None:
         read_at = self.clock()
-        docs = []
-        for job in jobs:
-            beats = (
-                await self.history.heartbeats(job.id, limit=_HEARTBEATS_INDEXED)
-                if job.last_heartbeat_at
-                else []
-            )
-            docs.append(job_document(job, beats, read_at))
-        await self.index.upsert(docs)
+        # One read for the heartbeats of the whole batch, and only of jobs that ever beat.
+        beating = [job.id for job in jobs if job.last_heartbeat_at]
+        beats = await self.history.heartbeats_for(beating, limit_each=_HEARTBEATS_INDEXED) if beating else {}
+        await self.index.upsert([job_document(job, beats.get(job.id, ()), read_at) for job in jobs])
 
 
 def _event(topic: str, job: Job) -> Event:

@@ -1,8 +1,10 @@
 """Use cases of the job core seen from users: submit, read, list, cancel.
 
-Every change goes through ``JobService.update``: read, decide with the domain's
-``transition``, write by compare-and-set, and on a lost race read again and re-decide.
-That is what makes API replicas, workers and supervisors safe to run side by side.
+Every change goes through ``JobService.update``: read (or start from the caller's last
+known copy), decide with the domain's ``transition``, write by compare-and-set, and on a
+lost race read again and re-decide. That is what makes API replicas, workers and
+supervisors safe to run side by side. The one exception is a worker's claim, a single
+conditional write (``JobStore.claim``) that is just as safe.
 """
 
 from __future__ import annotations
@@ -171,20 +173,31 @@ class JobService:
         decide: Callable[[Job], Decision],
         *,
         heartbeat: Callable[[Job], Heartbeat | None] | None = None,
+        current: Job | None = None,
     ) -> Job:
         """Apply ``decide`` to the current job by compare-and-set, re-reading on a lost race.
 
+        ``current`` is the caller's last known copy of the job: the first decision is made on
+        it without a read (the compare-and-set refuses it if it is stale), so ``decide`` may
+        see an outdated job first and be called again on the stored one. Only a decision to
+        change is taken on the caller's copy; "leave it" is always checked on a fresh read.
+
         Returns the stored job (unchanged when ``decide`` returns None).
         """
+        known = current
         for _ in range(_CAS_RETRIES):
-            current = await self.store.get(job_id)
-            decision = decide(current)
+            job = known if known is not None else await self.store.get(job_id)
+            decision = decide(job)
             if decision is None:
-                return current
+                if known is None:
+                    return job
+                known = None
+                continue
+            known = None
             changed, events = decision
             beat = heartbeat(changed) if heartbeat else None
             stored = await self.store.save(
-                changed, expected_version=current.version, events=events, heartbeat=beat
+                changed, expected_version=job.version, events=events, heartbeat=beat
             )
             if stored is not None:
                 return stored

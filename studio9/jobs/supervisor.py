@@ -83,6 +83,7 @@ class Supervisor:
         policy = self.service.policy
 
         def decide(current: Job) -> Decision:
+            action.clear()  # a lost race re-runs the decision: only the last one counts
             now = self.service.clock()
             if current.status not in (JobStatus.QUEUED, JobStatus.SUBMITTED):
                 return None
@@ -122,6 +123,8 @@ class Supervisor:
         policy = self.service.policy
 
         def decide(current: Job) -> Decision:
+            action.clear()  # a lost race re-runs the decision: only the last one counts
+            retry_delay.clear()
             now = self.service.clock()
             if current.status is not JobStatus.RUNNING or current.attempt != job.attempt:
                 return None

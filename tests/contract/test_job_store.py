@@ -16,17 +16,19 @@ from studio9.backends import AdapterOptions
 from studio9.config import Settings
 from studio9.ids import new_id
 from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobNotFound, JobStatus, transition
-from studio9.jobs.ports import DueCriteria, JobQuery
+from studio9.jobs.ports import Claim, DueCriteria, JobQuery
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-uri", "postgresql"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     if request.param == "memory":
         url = "memory://"
     elif request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path}/contract.db"
+    elif request.param == "sqlite-uri":  # a URI file name: the SQLAlchemy Core store, not the fast path
+        url = f"sqlite+aiosqlite:///file:{tmp_path}/contract.db?uri=true"
     else:
         url = request.getfixturevalue("postgres_url")
     bootstrap.migrate(Settings(database_url=url, data_dir=tmp_path))
@@ -189,13 +191,123 @@ async def test_every_change_reaches_the_outbox_until_acknowledged(database: Any)
     assert await database.jobs.save(running, expected_version=1, events=[event]) is not None
     pending = await database.jobs.pending(limit=10)
     assert [(c.topic, c.ref_id) for c in pending] == [
-        ("job", job.id),
         ("job.queued", job.id),  # created: index it, and announce its status
         ("job", job.id),  # progress only: index it
-        ("job", job.id),
         ("job.running", job.id),
     ]
     await database.jobs.acknowledge([pending[0].id])
     assert [c.id for c in await database.jobs.pending(limit=10)] == [c.id for c in pending[1:]]
     await database.jobs.acknowledge([c.id for c in pending])
     assert await database.jobs.pending(limit=10) == []
+
+
+def _claim(worker: str = "w1", at: datetime = NOW, types: tuple[str, ...] = ("system.noop", "t2")) -> Claim:
+    return Claim(
+        worker=worker,
+        at=at,
+        lease_expires_at=at + timedelta(seconds=30),
+        deadlines={t: at + timedelta(seconds=60 * (i + 1)) for i, t in enumerate(types)},
+    )
+
+
+async def test_claim_writes_what_claim_apply_says_in_one_step(database: Any) -> None:
+    job = _job(attempt=1, progress=0.5, message="old", eta_seconds=3.0, not_before=NOW - timedelta(seconds=1))
+    await database.jobs.add(job, [_event(job)])
+    claim = _claim()
+    claimed = await database.jobs.claim(job.id, claim)
+    expected = claim.apply(job)
+    assert expected is not None
+    assert claimed == attrs.evolve(expected[0], version=1)
+    assert claimed.deadline_at == NOW + timedelta(seconds=60) and claimed.attempt == 2
+    assert await database.jobs.get(job.id) == claimed
+    assert (await database.jobs.events(job.id))[-1] == expected[1] == claim.event(job.id)
+    assert [c.topic for c in await database.jobs.pending(limit=10)] == ["job.queued", "job.running"]
+
+
+async def test_claim_refuses_missing_unqueued_undue_and_unknown_type_jobs(database: Any) -> None:
+    refused = [
+        _job(status=JobStatus.RUNNING),
+        _job(status=JobStatus.CANCELLED),
+        _job(not_before=NOW + timedelta(seconds=1)),
+        _job(type="not.run.here"),
+    ]
+    for job in refused:
+        await database.jobs.add(job, [_event(job)])
+    assert await database.jobs.claim("missing", _claim()) is None
+    for job in refused:
+        assert await database.jobs.claim(job.id, _claim()) is None
+        assert await database.jobs.get(job.id) == job  # nothing written
+        assert len(await database.jobs.events(job.id)) == 1
+    assert await database.jobs.claim(refused[2].id, _claim(at=NOW + timedelta(seconds=1))) is not None
+    assert await database.jobs.claim(refused[3].id, _claim(types=())) is None
+
+
+async def test_concurrent_claims_exactly_one_wins(database: Any) -> None:
+    job = _job()
+    await database.jobs.add(job, [_event(job)])
+    results = await asyncio.gather(*(database.jobs.claim(job.id, _claim(worker=f"w{i}")) for i in range(8)))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    stored = await database.jobs.get(job.id)
+    assert (stored.attempt, stored.version, stored.lease_owner) == (1, 1, winners[0].lease_owner)
+    assert [e.reason for e in await database.jobs.events(job.id)] == ["submitted", "claimed"]
+
+
+async def test_heartbeats_for_a_batch_are_newest_first_per_job(database: Any) -> None:
+    jobs = [_job(status=JobStatus.RUNNING) for _ in range(3)]
+    for job in jobs:
+        await database.jobs.add(job, [_event(job)])
+    for n, job in enumerate(jobs[:2]):
+        version = 0
+        for i in range(3 + n):
+            beat = Heartbeat(
+                job_id=job.id, at=NOW + timedelta(seconds=i), attempt=1, progress=0.1, message=f"m{i}"
+            )
+            stored = await database.jobs.save(job, expected_version=version, heartbeat=beat)
+            assert stored is not None
+            version = stored.version
+    found = await database.jobs.heartbeats_for([j.id for j in jobs] + ["missing"], limit_each=2)
+    assert {k: [b.message for b in v] for k, v in found.items()} == {
+        jobs[0].id: ["m2", "m1"],
+        jobs[1].id: ["m3", "m2"],
+    }
+    assert found[jobs[0].id][0] == (await database.jobs.heartbeats(jobs[0].id))[0]
+    assert await database.jobs.heartbeats_for([], limit_each=2) == {}
+
+
+async def test_rows_read_alike_through_the_store_and_the_orm(database: Any) -> None:
+    if not hasattr(database, "sessions"):
+        pytest.skip("SQL adapters only")
+    from adapters.sql.job_models import JobRow
+
+    odd = NOW + timedelta(microseconds=120)
+    written = _job(error=JobError(code="x", message="y"), result={"r": [1]}, not_before=odd, outputs=("o",))
+    await database.jobs.add(written, [_event(written)])
+    async with database.sessions() as session:
+        row = await session.get(JobRow, written.id)
+        assert row is not None
+        assert (row.submitted_at, row.not_before, row.result, row.outputs) == (NOW, odd, {"r": [1]}, ["o"])
+        assert (row.error_code, row.error_details, row.eta_seconds, row.cancel_requested) == (
+            "x",
+            {},
+            None,
+            False,
+        )
+        copy = JobRow(**{c.key: getattr(row, c.key) for c in JobRow.__table__.columns})
+        copy.id, copy.version = new_id(), 7  # an ORM-written row, read back by the store
+        session.add(copy)
+        await session.commit()
+    assert await database.jobs.get(copy.id) == attrs.evolve(written, id=copy.id, version=7)
+
+
+async def test_a_failing_write_fails_alone(database: Any) -> None:
+    job, other = _job(), _job()
+    await database.jobs.add(job, [_event(job)])
+    again, added = await asyncio.gather(
+        database.jobs.add(job, [_event(job)]),
+        database.jobs.add(other, [_event(other)]),
+        return_exceptions=True,
+    )
+    assert isinstance(again, Exception) and added is None  # the same id twice
+    assert await database.jobs.get(other.id) == other
+    assert len(await database.jobs.events(job.id)) == 1  # the failed add left nothing behind

@@ -17,6 +17,7 @@ from adapters.memory.jobs import InMemoryJobStore
 from studio9.auth.domain import Principal, Role
 from studio9.errors import NotFound
 from studio9.jobs.context import JobContext
+from studio9.jobs.domain import Job
 from studio9.jobs.registry import JobType, JobTypeRegistry, RetryableError
 from studio9.jobs.runtime import JobRuntime
 from studio9.jobs.service import JobPolicy, JobService
@@ -86,6 +87,13 @@ def stubborn(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
     return {"ignored": True}
 
 
+def scratchy(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
+    """A plain function that works in its scratch directory (the runtime removes it)."""
+    ctx.scratch.mkdir(parents=True)
+    (ctx.scratch / "work.tmp").write_bytes(b"x")
+    return {"made": str(ctx.scratch)}
+
+
 def failing(ctx: JobContext, params: FailParams) -> None:
     if params.retryable:
         raise RetryableError(params.message)
@@ -98,7 +106,20 @@ def registry() -> JobTypeRegistry:
     types.register(JobType(name="test.short", handler=sleepy, params=SleepParams, timeout=0.2))
     types.register(JobType(name="test.stubborn", handler=stubborn, params=SleepParams, timeout=30))
     types.register(JobType(name="test.fail", handler=failing, params=FailParams, max_attempts=3))
+    types.register(JobType(name="test.scratch", handler=scratchy, params=SleepParams))
     return types
+
+
+class CountingStore(InMemoryJobStore):
+    """The in-memory store, counting reads of one job: which paths write without reading first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    async def get(self, job_id: str) -> Job:
+        self.gets += 1
+        return await super().get(job_id)
 
 
 @attrs.define
@@ -107,7 +128,7 @@ class Harness:
     runtime: JobRuntime
     supervisor: Supervisor
     queue: RecordingQueue
-    store: InMemoryJobStore
+    store: CountingStore
     blobs: InMemoryBlobStore
     clock: Clock
 
@@ -121,7 +142,7 @@ class Harness:
 @contextlib.asynccontextmanager
 async def harness(tmp_path: Path, **policy: Any) -> AsyncIterator[Harness]:
     clock = Clock()
-    store = InMemoryJobStore()
+    store = CountingStore()
     queue = RecordingQueue()
     blobs = InMemoryBlobStore()
     values = {

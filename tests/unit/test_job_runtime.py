@@ -6,11 +6,13 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import attrs
 import pytest
 
 from studio9.errors import InvalidInput
-from studio9.jobs.domain import JobAlreadyFinished, JobNotFound, JobStatus
+from studio9.jobs.domain import Job, JobAlreadyFinished, JobNotFound, JobStatus
+from studio9.jobs.service import Decision
 from tests.unit.jobs_harness import ADMIN, OTHER, OWNER, harness
 
 
@@ -280,3 +282,57 @@ async def test_a_stopping_worker_releases_its_jobs_without_spending_an_attempt(t
         await h.drain()
         done = await h.store.get(job.id)
         assert (done.status, done.attempt) == (JobStatus.COMPLETED, 1)
+
+
+async def test_claim_heartbeats_and_outcome_are_written_without_reading_the_job(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        job = await h.service.submit(OWNER, "test.sleep", {"seconds": 0.3, "steps": 30})
+        h.store.gets = 0
+        await h.drain()
+        assert h.store.gets == 0  # claim in one write; beats and the outcome start from the held copy
+        assert len(await h.store.heartbeats(job.id)) >= 2
+        done = await h.store.get(job.id)
+        assert (done.status, done.attempt) == (JobStatus.COMPLETED, 1)
+        assert await _reasons(h, job.id) == ["submitted", "dispatched", "claimed", "completed"]
+
+
+async def test_a_job_of_a_type_the_worker_lacks_fails_as_unknown_type(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        job = await h.service.submit(OWNER, "test.sleep", {})
+        stored = await h.store.get(job.id)
+        assert await h.store.save(attrs.evolve(stored, type="gone.type"), expected_version=stored.version)
+        await h.drain()
+        failed = await h.store.get(job.id)
+        assert (failed.status, failed.attempt) == (JobStatus.FAILED, 0)
+        assert failed.error is not None and failed.error.code == "unknown_type"
+        assert (await _reasons(h, job.id))[-1] == "unknown_type"
+
+
+async def test_update_from_a_stale_copy_decides_again_on_the_stored_job(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        job = await h.service.submit(OWNER, "test.sleep", {})
+        stale = await h.store.get(job.id)
+        await h.service.cancel(OWNER, job.id)  # the stored job moves on
+        seen: list[JobStatus] = []
+
+        def touch_if_queued(current: Job) -> Decision:
+            seen.append(current.status)
+            return (attrs.evolve(current, message="x"), []) if current.status is JobStatus.QUEUED else None
+
+        stored = await h.service.update(job.id, touch_if_queued, current=stale)
+        assert seen == [JobStatus.QUEUED, JobStatus.CANCELLED]
+        assert (stored.status, stored.message) == (JobStatus.CANCELLED, None)
+
+        def leave_stale_copies(current: Job) -> Decision:  # "leave it" is never taken on a stale copy
+            return None if current.version == stale.version else (attrs.evolve(current, message="y"), [])
+
+        assert (await h.service.update(job.id, leave_stale_copies, current=stale)).message == "y"
+
+
+async def test_a_handlers_scratch_directory_is_removed_after_the_run(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        job = await h.service.submit(OWNER, "test.scratch", {})
+        await h.drain()
+        done = await h.store.get(job.id)
+        assert done.status is JobStatus.COMPLETED and done.result is not None
+        assert not await anyio.Path(done.result["made"]).exists()

@@ -1,0 +1,302 @@
+"""Predictions in PostgreSQL, loaded with COPY.
+
+URL:      postgresql://user:pass@host:5432/db?pool_size=4   (also postgres://, postgresql+psycopg://;
+          other query parameters go to libpq, e.g. ``sslmode=require``)
+Features: ``COPY … FROM STDIN`` (CSV) into a TEMP staging table, never row INSERTs · the swap is
+          one transaction, serialized per import key · jsonb columns · the sink owns its DDL
+          (created on first use, under an advisory lock)
+Extra:    cloud (psycopg[pool])
+
+Tables: ``predictions`` (primary key ``id`` = ``<import id>-<row>``, ``COLLATE "C"`` so that
+id order is byte order everywhere; nothing else indexed, which keeps loads fast) and
+``prediction_imports`` (one row per import key: import id, attributes, row count). Every
+filter is an attribute of the import, so queries find the matching imports first and read
+each one's id range; daily counts sum the imports' row counts.
+
+A load takes a pooled connection (autocommit), recreates ``pg_temp.predictions_staging`` and
+streams every batch into it through ONE ``COPY`` (pyarrow writes each batch as CSV). Then one
+transaction takes ``pg_advisory_xact_lock(hashtext(import_key))``, deletes the id range of the
+key's previous import, ``INSERT … SELECT``s the staged rows and upserts the import's row. The
+lock makes a concurrent load of the same key wait and then see this one's import (READ
+COMMITTED takes a snapshot per statement), so exactly one copy survives. An error or
+cancellation before the commit leaves both tables untouched; a connection left mid-COPY is
+discarded by the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from datetime import UTC
+from typing import Any, Final, Self
+
+import anyio
+import anyio.to_thread
+import psycopg
+import psycopg_pool
+import pyarrow.csv as pcsv
+
+from studio9.backends import AdapterOptions
+from studio9.config.urls import AdapterURL, redact
+from studio9.errors import BackendUnavailable, ConfigError
+from studio9.predictions.domain import (
+    DailyCount,
+    ImportMeta,
+    LoadResult,
+    Prediction,
+    PredictionBatch,
+    PredictionFilter,
+    PredictionPage,
+    check_page,
+    cursor_import,
+    id_range,
+)
+
+_SETTING: Final = "STUDIO9_SINK_URL"
+_SCHEMES: Final = ("postgresql", "postgres", "postgresql+psycopg")
+_COLUMNS: Final = (
+    "id, import_id, source_job_id, model_id, model_version, stream_id, owner_id, created_at,"
+    " item_key, label, confidence, probabilities, extra"
+)
+_SCHEMA: Final = [
+    "SELECT pg_advisory_xact_lock(hashtext('studio9.predictions.schema'))",
+    """CREATE TABLE IF NOT EXISTS prediction_imports (
+        import_key text PRIMARY KEY, import_id text COLLATE "C" NOT NULL UNIQUE, source_job_id text,
+        model_id text NOT NULL, model_version text, stream_id text, owner_id text NOT NULL,
+        created_at timestamptz NOT NULL, rows bigint NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS predictions (
+        id text COLLATE "C" PRIMARY KEY, import_id text NOT NULL, source_job_id text,
+        model_id text NOT NULL, model_version text, stream_id text, owner_id text NOT NULL,
+        created_at timestamptz NOT NULL, item_key text NOT NULL, label text NOT NULL,
+        confidence double precision CHECK (confidence BETWEEN 0 AND 1), probabilities jsonb, extra jsonb)""",
+]
+_STAGING: Final = [
+    "DROP TABLE IF EXISTS pg_temp.predictions_staging",
+    """CREATE TEMP TABLE predictions_staging (
+        source_row bigint NOT NULL, item_key text NOT NULL, label text NOT NULL,
+        confidence double precision, probabilities text, extra text)""",
+]
+_COPY: Final = (
+    "COPY pg_temp.predictions_staging (source_row, item_key, label, confidence, probabilities, extra)"
+    " FROM STDIN (FORMAT csv)"
+)
+# Queries are built from constants only (hence the S608 waivers); every value is bound.
+_MOVE: Final = """
+INSERT INTO predictions (id, import_id, source_job_id, model_id, model_version, stream_id,
+                         owner_id, created_at, item_key, label, confidence, probabilities, extra)
+SELECT %(import_id)s::text || '-' || lpad(source_row::text, 10, '0'), %(import_id)s::text,
+       %(source_job_id)s::text, %(model_id)s::text, %(model_version)s::text, %(stream_id)s::text,
+       %(owner_id)s::text, %(created_at)s::timestamptz, item_key, label, confidence,
+       probabilities::jsonb, extra::jsonb
+FROM pg_temp.predictions_staging ORDER BY source_row"""
+_RECORD: Final = """
+INSERT INTO prediction_imports VALUES (%(key)s, %(import_id)s, %(source_job_id)s, %(model_id)s,
+    %(model_version)s, %(stream_id)s, %(owner_id)s, %(created_at)s, %(rows)s)
+ON CONFLICT (import_key) DO UPDATE SET
+    import_id = excluded.import_id, source_job_id = excluded.source_job_id,
+    model_id = excluded.model_id, model_version = excluded.model_version,
+    stream_id = excluded.stream_id, owner_id = excluded.owner_id,
+    created_at = excluded.created_at, rows = excluded.rows"""
+_RANGE: Final = f"SELECT {_COLUMNS} FROM predictions WHERE id > %s AND id < %s ORDER BY id LIMIT %s"  # noqa: S608
+_IMPORTS_PAGE: Final = 100
+_CSV: Final = pcsv.WriteOptions(include_header=False)
+
+
+class PostgresPredictionSink:
+    """``PredictionSink`` in PostgreSQL over a psycopg pool (contract: ``studio9.predictions.ports``)."""
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any], *, name: str, timeout: float) -> None:
+        self.name = name  # host/db, for messages: never the password
+        self._pool, self._timeout = pool, timeout
+        self._opened = False
+        self._lock = anyio.Lock()
+        self._schema_ready = False
+
+    @classmethod
+    def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
+        """Build the sink from ``postgresql://…``; raise ConfigError for a bad URL."""
+        if url.scheme not in _SCHEMES or not url.host:
+            raise ConfigError(f"{url} is not a postgresql://user:pass@host/db URL", setting=_SETTING)
+        try:
+            size = int(url.query.get("pool_size", "4"))
+        except ValueError:
+            raise ConfigError("pool_size must be an integer", setting=_SETTING) from None
+        head, _, query = url.with_scheme("postgresql").partition("?")
+        kept = [part for part in query.split("&") if part and not part.startswith("pool_size=")]
+        pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
+            head + ("?" + "&".join(kept) if kept else ""),
+            min_size=1,
+            max_size=max(1, size),
+            timeout=options.timeout,
+            open=False,
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(options.timeout))},
+        )
+        return cls(pool, name=f"{url.netloc}{url.path}", timeout=options.timeout)
+
+    async def ping(self) -> None:
+        async with self._connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def aclose(self) -> None:
+        if self._opened:
+            self._opened = False
+            await self._pool.close()
+
+    async def ensure_schema(self) -> None:
+        async with self._connection() as conn, conn.transaction():
+            for statement in _SCHEMA:
+                await conn.execute(statement)
+        self._schema_ready = True
+
+    async def load(self, batches: AsyncIterable[PredictionBatch], meta: ImportMeta) -> LoadResult:
+        await self._ready()
+        rows = 0
+        async with self._connection() as conn, conn.cursor() as cur:
+            for statement in _STAGING:
+                await cur.execute(statement)
+            async with cur.copy(_COPY) as copy:
+                async for batch in batches:
+                    await copy.write(await anyio.to_thread.run_sync(_csv, batch))
+                    rows += batch.num_rows
+            async with conn.transaction():
+                await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (meta.key.value,))
+                await cur.execute(
+                    "SELECT import_id FROM prediction_imports WHERE import_key = %s", (meta.key.value,)
+                )
+                previous = await cur.fetchone()
+                if previous is not None:
+                    await cur.execute(
+                        "DELETE FROM predictions WHERE id > %s AND id < %s", id_range(previous[0])
+                    )
+                await cur.execute(_MOVE, _params(meta, rows))
+                await cur.execute(_RECORD, _params(meta, rows))
+            await cur.execute(_STAGING[0])
+        return LoadResult(rows=rows, replaced=previous is not None)
+
+    async def query(
+        self, filters: PredictionFilter, *, limit: int = 100, cursor: str | None = None
+    ) -> PredictionPage:
+        check_page(limit, cursor)
+        where, params = _where(filters, after=cursor_import(cursor))
+        imports_sql = (
+            f"SELECT import_id FROM prediction_imports{where} AND import_id > %s"  # noqa: S608
+            " ORDER BY import_id LIMIT %s"
+        )
+        await self._ready()
+        found: list[Any] = []
+        last = ""
+        async with self._connection() as conn:
+            while len(found) <= limit:  # the matching imports in id order, each by its id range
+                imports = await (await conn.execute(imports_sql, (*params, last, _IMPORTS_PAGE))).fetchall()
+                for (import_id,) in imports:
+                    low, high = id_range(import_id)
+                    page = await conn.execute(_RANGE, (max(low, cursor or ""), high, limit + 1 - len(found)))
+                    found += await page.fetchall()
+                    if len(found) > limit:
+                        break
+                if len(imports) < _IMPORTS_PAGE:
+                    break
+                last = imports[-1][0]
+        items = tuple(_prediction(row) for row in found[:limit])
+        return PredictionPage(items, items[-1].id if len(found) > limit else None)
+
+    async def daily_counts(self, filters: PredictionFilter) -> Sequence[DailyCount]:
+        where, params = _where(filters)
+        await self._ready()
+        async with self._connection() as conn:
+            found = await conn.execute(
+                "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, model_id, sum(rows)"  # noqa: S608
+                f" FROM prediction_imports{where} GROUP BY 1, 2 HAVING sum(rows) > 0 ORDER BY 1, 2",
+                params,
+            )
+            rows = await found.fetchall()
+        return [DailyCount(day, model, int(count)) for day, model, count in rows]
+
+    async def _ready(self) -> None:
+        if not self._schema_ready:
+            await self.ensure_schema()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection (opening the pool on first use, on this loop), errors translated."""
+        try:
+            if not self._opened:
+                async with self._lock:
+                    if not self._opened:
+                        await self._pool.open(wait=False)
+                        self._opened = True
+            async with self._pool.connection() as conn:
+                yield conn
+        except psycopg_pool.PoolTimeout as exc:
+            raise BackendUnavailable(
+                f"prediction sink {self.name} did not answer in {self._timeout:g}s"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailable(f"prediction sink {self.name} unreachable: {_message(exc)}") from exc
+        except psycopg.Error as exc:
+            raise BackendUnavailable(f"prediction sink {self.name} failed: {_message(exc)}") from exc
+
+
+def _csv(batch: PredictionBatch) -> bytes:
+    buffer = io.BytesIO()
+    pcsv.write_csv(batch.data, buffer, _CSV)  # nulls unquoted-empty, strings quoted: COPY's CSV
+    return buffer.getvalue()
+
+
+def _message(exc: psycopg.Error) -> str:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return redact(f"{exc.sqlstate}: {first_line}" if exc.sqlstate else first_line)
+
+
+def _params(meta: ImportMeta, rows: int) -> dict[str, Any]:
+    return {
+        "rows": rows,
+        "key": meta.key.value,
+        "import_id": meta.import_id,
+        "source_job_id": meta.source_job_id,
+        "model_id": meta.model_id,
+        "model_version": meta.model_version,
+        "stream_id": meta.stream_id,
+        "owner_id": meta.owner_id,
+        "created_at": meta.created_at,
+    }
+
+
+def _where(f: PredictionFilter, *, after: str | None = None) -> tuple[str, list[Any]]:
+    """A WHERE clause on ``prediction_imports`` (always one: callers may append ``AND …``)."""
+    clauses, params = ["TRUE"], []
+    for clause, value in (
+        ("model_id = %s", f.model_id),
+        ("stream_id = %s", f.stream_id),
+        ("source_job_id = %s", f.source_job_id),
+        ("owner_id = %s", f.owner_id),
+        ("created_at >= %s", f.time_from),
+        ("created_at < %s", f.time_to),
+        ("import_id >= %s", after or None),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return " WHERE " + " AND ".join(clauses), params
+
+
+def _prediction(row: Sequence[Any]) -> Prediction:
+    (pid, import_id, source_job_id, model_id, model_version, stream_id, owner_id, created_at) = row[:8]
+    item_key, label, confidence, probabilities, extra = row[8:]
+    return Prediction(
+        id=pid,
+        import_id=import_id,
+        source_job_id=source_job_id,
+        model_id=model_id,
+        model_version=model_version,
+        stream_id=stream_id,
+        owner_id=owner_id,
+        created_at=created_at.astimezone(UTC),
+        item_key=item_key,
+        label=label,
+        confidence=confidence,
+        probabilities=probabilities,
+        extra=extra,
+    )

@@ -1,0 +1,237 @@
+"""Predictions, imports and the questions asked of them: the value objects every sink shares.
+
+A prediction is one row of a model's output (``item_key`` → ``label``, a ``confidence``,
+``probabilities`` and any ``extra`` columns), stamped with the import that brought it in.
+An import is identified by its ``ImportKey`` — the source job and the file's SHA-256 — and a
+sink keeps exactly one copy of each key: importing the same file for the same source job
+again (re-delivery, retry, rerun) replaces the earlier rows instead of adding to them.
+
+Batches travel from the importer to a sink as ``PredictionBatch``: a pyarrow RecordBatch of
+``BATCH_SCHEMA`` (a struct of columns, already validated), so that each adapter can pick its
+fastest path — CSV for PostgreSQL ``COPY``, Parquet for Redshift, tuples for SQLite.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime
+from typing import Any, Final
+
+import attrs
+import pyarrow as pa
+
+from studio9.errors import InvalidInput
+
+#: Longest ``item_key`` / ``label``, in UTF-8 bytes (Redshift VARCHAR lengths are bytes).
+MAX_TEXT_BYTES: Final = 1024
+#: Longest ``probabilities`` / ``extra`` JSON text, in UTF-8 bytes (Redshift's VARCHAR(65535)).
+MAX_JSON_BYTES: Final = 65_535
+#: Most rows one ``query`` page may ask for.
+MAX_PAGE: Final = 10_000
+#: Identifiers (model, stream, owner, job, import): no quotes, no backslashes, no spaces, so
+#: they are safe in any SQL dialect's literal (Redshift's batch API takes no parameters).
+IDENTIFIER: Final = r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}"
+FILE_KEY: Final = r"[A-Za-z0-9][A-Za-z0-9._/+=-]{0,511}"
+#: Import ids are letters and digits only, so that ``<import id>-`` prefixes exactly the ids of
+#: that import's predictions and nothing else (sinks delete and page by that id range).
+IMPORT_ID: Final = r"[A-Za-z0-9]{1,64}"
+
+#: What the importer hands a sink: the source row number (1-based, header not counted) and
+#: the validated columns; JSON columns are UTF-8 JSON object text.
+BATCH_SCHEMA: Final = pa.schema(
+    [
+        pa.field("source_row", pa.int64(), nullable=False),
+        pa.field("item_key", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("confidence", pa.float64()),
+        pa.field("probabilities", pa.string()),
+        pa.field("extra", pa.string()),
+    ]
+)
+
+_IDENTIFIER = re.compile(IDENTIFIER)
+_CURSOR = re.compile(IMPORT_ID + r"-[0-9]{10}")
+_FILE_KEY = re.compile(FILE_KEY)
+
+
+class MalformedPredictions(InvalidInput):
+    """A row of the file cannot be imported; the import loaded nothing."""
+
+    def __init__(self, row: int, reason: str) -> None:
+        super().__init__(f"row {row}: {reason}", row=row, reason=reason)
+        self.row = row
+        self.reason = reason
+
+
+def _pattern(pattern: re.Pattern[str]) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is not None and not pattern.fullmatch(value):
+            raise InvalidInput(
+                f"{attribute.name} {value!r} must match {pattern.pattern}", field=attribute.name
+            )
+
+    return check
+
+
+def _aware(_: Any, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise InvalidInput(f"{attribute.name} must carry a time zone", field=attribute.name)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None and value.utcoffset() is not None else value
+
+
+@attrs.frozen
+class ImportKey:
+    """What makes two imports the same: the source job ("" for none) and the file's digest."""
+
+    source_job_id: str = attrs.field(validator=_pattern(re.compile(f"(?:{IDENTIFIER})?")))
+    file_digest: str = attrs.field(validator=_pattern(_FILE_KEY))
+
+    @property
+    def value(self) -> str:
+        """``<source job>:<digest>``, the column sinks delete by (a digest holds no colon, so the
+        last colon always splits the two)."""
+        return f"{self.source_job_id}:{self.file_digest}"
+
+
+@attrs.frozen(kw_only=True)
+class ImportMeta:
+    """Who and what one import is for; stamped on every row it loads."""
+
+    import_id: str = attrs.field(validator=_pattern(re.compile(IMPORT_ID)))
+    key: ImportKey
+    model_id: str = attrs.field(validator=_pattern(_IDENTIFIER))
+    owner_id: str = attrs.field(validator=_pattern(_IDENTIFIER))
+    created_at: datetime = attrs.field(validator=_aware, converter=_utc)
+    model_version: str | None = attrs.field(default=None, validator=_pattern(_IDENTIFIER))
+    stream_id: str | None = attrs.field(default=None, validator=_pattern(_IDENTIFIER))
+
+    @property
+    def source_job_id(self) -> str | None:
+        return self.key.source_job_id or None
+
+    def prediction_id(self, source_row: int) -> str:
+        """The id of the prediction from ``source_row``: sorts by import, then by row."""
+        return f"{self.import_id}-{source_row:010d}"
+
+
+def id_range(import_id: str) -> tuple[str, str]:
+    """Bounds (both exclusive, byte order) of the prediction ids of ``import_id``."""
+    return f"{import_id}-", f"{import_id}."
+
+
+def cursor_import(cursor: str | None) -> str:
+    """The import id a page cursor (a prediction id) belongs to; "" for no cursor."""
+    return cursor.rsplit("-", 1)[0] if cursor else ""
+
+
+def _batch_schema(_: Any, __: attrs.Attribute[Any], value: pa.RecordBatch) -> None:
+    if not value.schema.equals(BATCH_SCHEMA):
+        raise ValueError(f"a PredictionBatch needs BATCH_SCHEMA, not {value.schema}")
+
+
+@attrs.frozen
+class PredictionBatch:
+    """Validated rows on their way to a sink, as columns (``BATCH_SCHEMA``)."""
+
+    data: pa.RecordBatch = attrs.field(validator=_batch_schema)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.data.num_rows)
+
+    def rows(self) -> Iterator[tuple[int, str, str, float | None, str | None, str | None]]:
+        """The rows as ``(source_row, item_key, label, confidence, probabilities, extra)`` tuples."""
+        return zip(*(column.to_pylist() for column in self.data.columns), strict=True)
+
+
+@attrs.frozen
+class LoadResult:
+    """What a sink's ``load`` did: rows now stored for the key, and whether older ones went."""
+
+    rows: int
+    replaced: bool
+
+
+@attrs.frozen(kw_only=True)
+class Prediction:
+    """One stored prediction."""
+
+    id: str
+    import_id: str
+    source_job_id: str | None
+    model_id: str
+    model_version: str | None
+    stream_id: str | None
+    owner_id: str
+    created_at: datetime
+    item_key: str
+    label: str
+    confidence: float | None
+    probabilities: Mapping[str, Any] | None
+    extra: Mapping[str, Any] | None
+
+
+@attrs.frozen(kw_only=True)
+class PredictionFilter:
+    """Which predictions a query or a count covers; ``None`` means any. ``time_from`` is
+    inclusive and ``time_to`` exclusive, both on ``created_at``."""
+
+    model_id: str | None = None
+    stream_id: str | None = None
+    source_job_id: str | None = None
+    owner_id: str | None = None
+    time_from: datetime | None = attrs.field(default=None, validator=_aware, converter=_utc)
+    time_to: datetime | None = attrs.field(default=None, validator=_aware, converter=_utc)
+
+    def __attrs_post_init__(self) -> None:
+        if self.time_from is not None and self.time_to is not None and self.time_from > self.time_to:
+            raise InvalidInput("'from' must not be after 'to'", field="from")
+
+
+def check_page(limit: int, cursor: str | None) -> None:
+    """Raise InvalidInput unless ``limit`` is 1..MAX_PAGE and ``cursor`` looks like an id."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be 1-{MAX_PAGE}, not {limit}", field="limit")
+    if cursor is not None and not _CURSOR.fullmatch(cursor):
+        raise InvalidInput("cursor is not one this service handed out", field="cursor")
+
+
+@attrs.frozen
+class PredictionPage:
+    """Predictions in id order (import, then row); ``next_cursor`` is None on the last page."""
+
+    items: tuple[Prediction, ...]
+    next_cursor: str | None
+
+
+@attrs.frozen
+class DailyCount:
+    """How many predictions of ``model_id`` were created on ``day`` (UTC)."""
+
+    day: date
+    model_id: str
+    count: int
+
+
+@attrs.frozen
+class RejectedRow:
+    """A row ``on_error="skip"`` left out: its number, why, and its values as read."""
+
+    row: int
+    reason: str
+    values: Mapping[str, Any]
+
+
+@attrs.frozen(kw_only=True)
+class ImportResult:
+    """The outcome of one import."""
+
+    import_id: str
+    key: ImportKey
+    rows: int
+    replaced: bool
+    rejected: tuple[RejectedRow, ...] = ()

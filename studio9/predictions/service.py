@@ -1,0 +1,200 @@
+"""Prediction use cases: import a file, page through predictions, export them, count them per day.
+
+The ``predictions.import`` job type calls ``import_file``; the HTTP routes call ``query``,
+``export`` and ``daily_counts``. Owner scoping is the caller's: pass ``owner_id`` in the
+filter for anyone who may only see their own predictions.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import anyio.to_thread
+import attrs
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from studio9.errors import InvalidInput
+from studio9.ids import new_id
+from studio9.predictions.checks import json_text
+from studio9.predictions.domain import (
+    DailyCount,
+    ImportKey,
+    ImportMeta,
+    ImportResult,
+    Prediction,
+    PredictionFilter,
+    PredictionPage,
+    RejectedRow,
+)
+from studio9.predictions.importer import FileFormat, OnError, import_predictions
+from studio9.predictions.ports import PredictionSink
+
+#: Columns of an export, in order; JSON columns are JSON text.
+EXPORT_SCHEMA: Final = pa.schema(
+    [
+        ("id", pa.string()),
+        ("import_id", pa.string()),
+        ("source_job_id", pa.string()),
+        ("model_id", pa.string()),
+        ("model_version", pa.string()),
+        ("stream_id", pa.string()),
+        ("owner_id", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("item_key", pa.string()),
+        ("label", pa.string()),
+        ("confidence", pa.float64()),
+        ("probabilities", pa.string()),
+        ("extra", pa.string()),
+    ]
+)
+EXPORT_PAGE: Final = 5_000
+
+
+@attrs.frozen
+class PredictionService:
+    """The predictions context, over one sink."""
+
+    sink: PredictionSink
+
+    async def import_file(
+        self,
+        path: Path,
+        *,
+        model_id: str,
+        owner_id: str,
+        source_job_id: str | None = None,
+        model_version: str | None = None,
+        stream_id: str | None = None,
+        file_format: FileFormat | None = None,
+        on_error: OnError = "fail",
+        on_progress: Callable[[float], None] | None = None,
+        created_at: datetime | None = None,
+    ) -> ImportResult:
+        """Import ``path``; the import key is ``(source_job_id or "", SHA-256 of the file)``.
+
+        See ``importer.import_predictions`` for the file format, errors and progress.
+        """
+        digest = await anyio.to_thread.run_sync(file_sha256, path)
+        meta = ImportMeta(
+            import_id=new_id(),
+            key=ImportKey(source_job_id or "", digest),
+            model_id=model_id,
+            owner_id=owner_id,
+            created_at=created_at or datetime.now(UTC),
+            model_version=model_version,
+            stream_id=stream_id,
+        )
+        return await import_predictions(
+            self.sink, path, meta, file_format=file_format, on_error=on_error, on_progress=on_progress
+        )
+
+    async def query(
+        self, filters: PredictionFilter, *, limit: int = 100, cursor: str | None = None
+    ) -> PredictionPage:
+        """One page of predictions in id order; see ``PredictionSink.query``."""
+        return await self.sink.query(filters, limit=limit, cursor=cursor)
+
+    async def daily_counts(self, filters: PredictionFilter) -> Sequence[DailyCount]:
+        """Predictions per UTC day and model; see ``PredictionSink.daily_counts``."""
+        return await self.sink.daily_counts(filters)
+
+    async def export(
+        self, filters: PredictionFilter, file_format: Literal["csv", "parquet"]
+    ) -> AsyncIterator[bytes]:
+        """Every matching prediction as a CSV (with a header) or Parquet file, a page at a time.
+
+        Memory is about one page (``EXPORT_PAGE`` rows), whatever the total.
+        """
+        if file_format not in ("csv", "parquet"):
+            raise InvalidInput(f"format must be 'csv' or 'parquet', not {file_format!r}", field="format")
+        spool = _Spool()
+        writer: Any = (
+            pcsv.CSVWriter(spool, EXPORT_SCHEMA)
+            if file_format == "csv"
+            else pq.ParquetWriter(pa.PythonFile(spool, mode="w"), EXPORT_SCHEMA)
+        )
+        cursor: str | None = None
+        try:
+            while True:
+                page = await self.sink.query(filters, limit=EXPORT_PAGE, cursor=cursor)
+                if page.items:
+                    writer.write_table(_table(page.items))
+                    yield spool.drain()
+                if (cursor := page.next_cursor) is None:
+                    break
+        finally:
+            writer.close()
+        if tail := spool.drain():
+            yield tail
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, hex: with the source job, what makes two imports the same."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def rejected_csv(rows: Sequence[RejectedRow]) -> bytes:
+    """Rejected rows as CSV (``row,reason,values``, values a JSON object): the job's output file."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["row", "reason", "values"])
+    for rejected in rows:
+        writer.writerow([rejected.row, rejected.reason, _json(rejected.values)])
+    return buffer.getvalue().encode()
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json_text(value)
+
+
+def _table(items: Sequence[Prediction]) -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [] for name in EXPORT_SCHEMA.names}
+    for item in items:
+        for name in EXPORT_SCHEMA.names:
+            value = getattr(item, name)
+            columns[name].append(_json(value) if name in ("probabilities", "extra") else value)
+    return pa.table(columns, schema=EXPORT_SCHEMA)
+
+
+class _Spool:
+    """A write-only file that keeps what was written until ``drain``; its position only grows
+    (the Parquet writer records offsets from it)."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._position = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._chunks.append(bytes(data))
+        self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+    def drain(self) -> bytes:
+        data, self._chunks = b"".join(self._chunks), []
+        return data
