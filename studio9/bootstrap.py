@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import os
 import time
@@ -211,6 +212,7 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             events.subscribe(config.on_event, prefix="config.")
         files = FileService(blobs, database.files, max_upload_bytes=settings.max_upload_bytes)
         jobs, runtime = _job_core(settings, database, broker, blobs, files)
+        jobs.defaults = functools.partial(config.cached, "jobs")
         yield Container(
             settings=settings,
             backends=opened,

@@ -9,7 +9,7 @@ conditional write (``JobStore.claim``) that is just as safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,6 +67,8 @@ class JobService:
     registry: JobTypeRegistry
     policy: JobPolicy = JobPolicy()
     clock: Callable[[], datetime] = utcnow
+    #: Per-type default params (the config setting ``jobs/<type>``), merged under what is submitted.
+    defaults: Callable[[str], Awaitable[Any]] | None = None
 
     async def submit(
         self,
@@ -78,6 +80,9 @@ class JobService:
         max_attempts: int | None = None,
     ) -> Job:
         """Validate, store (queued) and dispatch a job. Raises InvalidInput (422) for a bad type or params."""
+        if self.defaults is not None and isinstance(base := await self.defaults(type_name), Mapping):
+            # The merged params are what the job records, so a rerun reproduces it exactly.
+            params = {**base, **params}
         job_type, stored_params = self.registry.validate(type_name, params)
         attempts = job_type.max_attempts if max_attempts is None else max_attempts
         if not 1 <= attempts <= MAX_ATTEMPTS_LIMIT:

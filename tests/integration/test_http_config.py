@@ -63,3 +63,23 @@ async def test_limits_and_bad_input(client: Client, admin_headers: dict[str, str
     assert bad_name.status_code in (404, 422)
     missing_value = await client.put(f"{BASE}/v", headers=admin_headers, json={"tags": []})
     assert missing_value.status_code == 422
+
+
+async def test_job_defaults_come_from_the_jobs_service_settings(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    await client.put(
+        f"{BASE}/system.sleep",
+        headers=admin_headers,
+        json={"value": {"seconds": 0.01, "message": "from defaults"}},
+    )
+    job = (
+        await client.post(
+            "/api/v1/jobs", headers=admin_headers, json={"type": "system.sleep", "params": {"seconds": 0.02}}
+        )
+    ).json()
+    # Submitted params win; the rest comes from the setting; the job records the merged params.
+    assert job["params"] == {"seconds": 0.02, "message": "from defaults"}
+    await client.put(f"{BASE}/system.noop", headers=admin_headers, json={"value": {"bogus": 1}})
+    refused = await client.post("/api/v1/jobs", headers=admin_headers, json={"type": "system.noop"})
+    assert refused.status_code == 422  # defaults are validated like submitted params
