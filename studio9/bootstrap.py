@@ -9,12 +9,13 @@ everything in reverse order on exit.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import importlib
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -39,10 +40,16 @@ from studio9.jobs.search import JobIndexer, JobSearch
 from studio9.jobs.service import JobPolicy, JobService
 from studio9.jobs.supervisor import Supervisor
 from studio9.jobs.tasks import declare_job_actor
-from studio9.messaging.dispatch import DramatiqJobQueue
 from studio9.messaging.events import EventPublisher
 from studio9.messaging.ports import JobBroker
+from studio9.messaging.streams.ports import StreamSource
+from studio9.messaging.streams.runner import StreamRunner
+from studio9.messaging.streams.service import StreamService
+from studio9.messaging.streams.wiring import build_streams
 from studio9.metadata.ports import SearchIndex
+from studio9.predictions.jobs import import_job_type
+from studio9.predictions.ports import PredictionSink
+from studio9.predictions.service import PredictionService
 
 log = structlog.get_logger()
 
@@ -84,6 +91,12 @@ EVENTS: Final = {
     "amqp": "adapters.events.amqp:AmqpEventPublisher",
     "amqps": "adapters.events.amqp:AmqpEventPublisher",
     "sns": "adapters.events.sns:SnsEventPublisher",
+}
+# Queues a message stream's ``source`` may name (``http`` streams need none).
+STREAM_SOURCES: Final = {
+    "sqs": "adapters.stream_sources.sqs:SqsStreamSource",
+    "amqp": "adapters.stream_sources.amqp:AmqpStreamSource",
+    "amqps": "adapters.stream_sources.amqp:AmqpStreamSource",
 }
 # setting name -> (scheme table, field of Settings), in opening order.
 BACKENDS: Final = {
@@ -162,6 +175,9 @@ class Container:
     job_search: JobSearch
     workers: WorkerRegistry
     config: ConfigService
+    streams: StreamService
+    stream_runner: StreamRunner
+    predictions: PredictionService
     started_at: float = attrs.field(factory=time.monotonic)
 
 
@@ -211,8 +227,11 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
         if hasattr(events, "subscribe"):  # the in-process bus: writes here invalidate every reader here
             events.subscribe(config.on_event, prefix="config.")
         files = FileService(blobs, database.files, max_upload_bytes=settings.max_upload_bytes)
-        jobs, runtime = _job_core(settings, database, broker, blobs, files)
+        sink: PredictionSink = opened["sink"]
+        predictions = PredictionService(sink)
+        jobs, runtime = _job_core(settings, database, broker, blobs, files, predictions)
         jobs.defaults = functools.partial(config.cached, "jobs")
+        streams, stream_runner = build_streams(settings, database, jobs, open_source=open_stream_source)
         yield Container(
             settings=settings,
             backends=opened,
@@ -226,16 +245,25 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             job_search=JobSearch(index, jobs.store),
             workers=database.workers,
             config=config,
+            streams=streams,
+            stream_runner=stream_runner,
+            predictions=predictions,
         )
 
 
 def _job_core(
-    settings: Settings, database: Any, broker: JobBroker, blobs: BlobStore, files: FileService
+    settings: Settings,
+    database: Any,
+    broker: JobBroker,
+    blobs: BlobStore,
+    files: FileService,
+    predictions: PredictionService,
 ) -> tuple[JobService, JobRuntime]:
     """The job service and its worker runtime, joined through the broker's ``jobs.run`` actor."""
     store: JobStore = database.jobs
     history: JobHistory = database.jobs
     registry = builtin_registry()
+    registry.register(import_job_type(predictions))
     policy = JobPolicy(
         heartbeat_interval=settings.heartbeat_interval,
         lease_timeout=settings.lease_timeout,
@@ -249,12 +277,23 @@ def _job_core(
     async def run(job_id: str) -> None:
         await runtime_holder[0].run(job_id)
 
-    actor = declare_job_actor(broker.dramatiq_broker, run, asyncio.get_running_loop())
-    queue = DramatiqJobQueue(actor, blocking=broker.shared_between_processes)
+    actor = declare_job_actor(
+        broker.dramatiq_broker, run, asyncio.get_running_loop(), queue_name=broker.job_queue_name
+    )
+    queue = broker.job_queue(actor)
     jobs = JobService(store, history, queue, registry, policy)
     runtime = JobRuntime(jobs, registry, blobs, files, settings.data_dir / "scratch")
     runtime_holder.append(runtime)
     return jobs, runtime
+
+
+def open_stream_source(raw_url: str, *, timeout: float) -> StreamSource:
+    """The source adapter a stream's ``source`` URL names (no I/O yet). Raises ConfigError."""
+    url = AdapterURL.parse(raw_url, setting="source")
+    source: StreamSource = adapter_class(STREAM_SOURCES, url, setting="source").from_url(
+        url, AdapterOptions(timeout=timeout)
+    )
+    return source
 
 
 def _scheme(settings: Settings, field: str) -> str:
@@ -262,9 +301,10 @@ def _scheme(settings: Settings, field: str) -> str:
 
 
 def migrate(settings: Settings, *, revision: str = "head", downgrade: bool = False) -> None:
-    """Bring the system-of-record schema to ``revision`` (no-op for memory://), then the index's own.
+    """Bring the system-of-record schema to ``revision`` (no-op for memory://), then the index's
+    and the prediction sink's own.
 
-    Call it without a running event loop in this thread (the CLI, or ``asyncio.to_thread``).
+    Blocks until done; from async code it runs its own event loop on a thread of its own.
     """
     url = AdapterURL.parse(settings.database_url, setting="STUDIO9_DATABASE_URL")
     adapter_class(DATABASES, url, setting="STUDIO9_DATABASE_URL")  # fail early on a bad scheme/extra
@@ -274,6 +314,29 @@ def migrate(settings: Settings, *, revision: str = "head", downgrade: bool = Fal
         migrations.run(url, revision=revision, downgrade=downgrade)
     if not downgrade:
         _migrate_index(settings)
+        _migrate_sink(settings)
+
+
+def _migrate_sink(settings: Settings) -> None:
+    """Create the prediction sink's tables (every sink owns its DDL; idempotent, concurrency-safe).
+
+    Here rather than in ``build``: ``studio9 api`` replicas then never race to run DDL, and the
+    Redshift sink, which only creates its table on the first load, answers queries before that.
+    """
+    url = AdapterURL.parse(settings.sink_url, setting="STUDIO9_SINK_URL")
+    cls = adapter_class(SINKS, url, setting="STUDIO9_SINK_URL")
+    options = AdapterOptions(timeout=settings.backend_timeout, data_dir=settings.data_dir)
+
+    async def run() -> None:
+        sink = cls.from_url(url, options)
+        try:
+            await sink.ensure_schema()
+        except BackendUnavailable as exc:
+            raise ConfigError(f"cannot reach {url}: {exc.message}", setting="STUDIO9_SINK_URL") from None
+        finally:
+            await sink.aclose()
+
+    _run_to_completion(run)
 
 
 def _migrate_index(settings: Settings) -> None:
@@ -291,7 +354,19 @@ def _migrate_index(settings: Settings) -> None:
         finally:
             await adapter.aclose()
 
-    asyncio.run(run())
+    _run_to_completion(run)
+
+
+def _run_to_completion(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(main())``; on a thread of its own when this thread already runs an event
+    loop (async tests and embedding programs call ``migrate`` from async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(main())
+        return
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="studio9-migrate") as pool:
+        pool.submit(lambda: asyncio.run(main())).result()
 
 
 def check_schema(settings: Settings) -> None:

@@ -39,6 +39,8 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
         tasks.append(
             asyncio.create_task(container.supervisor.run_forever(settings.sweep_interval), name="supervisor")
         )
+        # Message streams: each is served by the one process holding its lease.
+        tasks.append(asyncio.create_task(container.stream_runner.run_forever(), name="stream-runner"))
     try:
         yield
     finally:

@@ -8,17 +8,19 @@ Extra:    none
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL
+from studio9.messaging.dispatch import DramatiqJobQueue
 
 
 class MemoryBroker:
     shared_between_processes = False
+    job_queue_name = "jobs"
 
     def __init__(self, broker: dramatiq.Broker) -> None:
         self.dramatiq_broker = broker
@@ -26,6 +28,10 @@ class MemoryBroker:
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
         return cls(StubBroker())
+
+    def job_queue(self, actor: dramatiq.Actor[Any, Any]) -> DramatiqJobQueue:
+        # The StubBroker's send is a put on an in-process queue: no thread needed.
+        return DramatiqJobQueue(actor, blocking=False)
 
     async def ping(self) -> None:
         return None

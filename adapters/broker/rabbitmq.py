@@ -1,12 +1,16 @@
-"""RabbitMQ broker through Dramatiq (pika), with publisher confirms.
+"""RabbitMQ broker: Dramatiq (pika) consumes; job ids are published from the event loop (aiormq).
 
-URL:      amqp://user:pass@host:5672/vhost   (amqps:// for TLS)
-          pika's own query parameters are accepted and win over the defaults below:
-          ``heartbeat``, ``socket_timeout``, ``stack_timeout``, ``blocked_connection_timeout``,
-          ``connection_attempts``, ``retry_delay``, ``client_properties``, ``ssl_options``, ...
-Features: durable queues · publisher confirms · delays of any length (Dramatiq's ``.DQ`` queue)
-          · dead-letter queue (Dramatiq's ``.XQ``) · reconnects on a dropped connection
-Extra:    cloud (pika)
+URL:      amqp://user:pass@host:5672/vhost?namespace=team-a   (amqps:// for TLS)
+          ``namespace`` (optional) names the job queue ``<namespace>.jobs`` instead of ``jobs``,
+          so that deployments can share a vhost. pika's own query parameters are accepted
+          and win over the defaults below: ``heartbeat``, ``socket_timeout``,
+          ``stack_timeout``, ``blocked_connection_timeout``, ``connection_attempts``,
+          ``retry_delay``, ``client_properties``, ``ssl_options``, ... (the publisher takes
+          the heartbeat; on amqps:// it verifies the server with the system's CA store).
+Features: durable queues · publisher confirms, pipelined (``amqp_publisher``) · delays of any
+          length (Dramatiq's ``.DQ`` queue) · dead-letter queue (Dramatiq's ``.XQ``)
+          · reconnects on a dropped connection
+Extra:    cloud (pika, aiormq)
 
 Connection settings, derived from the backend timeout ``T`` (``STUDIO9_BACKEND_TIMEOUT``):
 
@@ -17,12 +21,12 @@ Connection settings, derived from the backend timeout ``T`` (``STUDIO9_BACKEND_T
 * ``heartbeat = 4T`` clamped to 10-60 s (RabbitMQ suggests 5-20 s): a dead peer is noticed
   within about that long while a publish waits for its confirm. Consumer connections
   process I/O continuously, so they keep heartbeating during long jobs.
-* Publisher connections (Dramatiq keeps one per enqueueing thread) do I/O only when they
-  publish, so RabbitMQ drops one that idles past its heartbeat. Dramatiq survives that:
-  the next publish fails (confirms make the failure visible), and is retried on a new
-  connection, up to 6 attempts. pika logs the lost connection as an error when that
-  happens; it is expected after idle periods. Heartbeats cannot be turned off instead: a
-  publish waiting for its confirm, or a consumer, would then never notice a silent peer.
+* The job publisher's one connection lives on the event loop, which answers heartbeats
+  while idle. Dramatiq's own publisher connections (one per thread that calls ``send``:
+  only the worker's re-enqueue of delayed messages here) do I/O only when they publish,
+  so RabbitMQ drops one that idles past its heartbeat; the next publish fails visibly
+  (confirms) and is retried on a new connection. pika logs the lost connection as an
+  error when that happens; it is expected after idle periods.
 * Connections are named ``studio9 <host> pid <pid>`` (``connection_name`` client
   property) so that operators see in the management UI who holds them.
 
@@ -41,8 +45,10 @@ the longest job to avoid the reconnect.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from typing import Any, Final, Self
+from urllib.parse import parse_qsl, urlencode
 
 import anyio.to_thread
 import dramatiq
@@ -51,10 +57,13 @@ import pika
 import pika.exceptions
 from dramatiq.brokers.rabbitmq import RabbitmqBroker as DramatiqRabbitmqBroker
 
+from adapters.broker.amqp_publisher import AmqpJobQueue
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
 
+#: ``?namespace=`` prefixes the job queue (``<namespace>.jobs``): deployments sharing a vhost.
+_NAMESPACE: Final = re.compile(r"[A-Za-z0-9_-]{1,60}")
 #: Unacknowledged messages per worker thread (Dramatiq's own default is 2).
 PREFETCH_PER_THREAD: Final = 1
 _SETTING: Final = "STUDIO9_BROKER_URL"
@@ -84,10 +93,23 @@ class RabbitmqBroker:
 
     shared_between_processes = True
 
-    def __init__(self, broker: DramatiqRabbitmqBroker, *, connection: dict[str, Any]) -> None:
-        """Wrap ``broker``; ``connection`` holds the pika connection parameters it uses."""
+    def __init__(
+        self,
+        broker: DramatiqRabbitmqBroker,
+        *,
+        connection: dict[str, Any],
+        publisher_url: str,
+        timeout: float,
+        namespace: str | None = None,
+    ) -> None:
+        """Wrap ``broker``; ``connection`` holds the pika connection parameters it uses,
+        ``publisher_url`` the aiormq URL of the job publisher."""
         self.dramatiq_broker = broker
+        self.job_queue_name = f"{namespace}.jobs" if namespace else "jobs"
         self._connection = connection
+        self._publisher_url = publisher_url
+        self._timeout = timeout
+        self._publishers: list[AmqpJobQueue] = []
         self._closed = False
 
     @classmethod
@@ -97,10 +119,27 @@ class RabbitmqBroker:
         Raises:
             ConfigError: pika rejects the URL or one of its parameters.
         """
+        namespace = url.query.get("namespace")
+        if namespace is not None and not _NAMESPACE.fullmatch(namespace):
+            raise ConfigError(f"{url}: namespace must match {_NAMESPACE.pattern}", setting=_SETTING)
         connection = _connection_parameters(url, options.timeout)
         broker = DramatiqRabbitmqBroker(confirm_delivery=True, **connection)
         broker.add_middleware(PrefetchPerThread())
-        return cls(broker, connection=connection)
+        publisher_url = f"{url.secret().split('?', 1)[0]}?heartbeat={connection['heartbeat']}"
+        return cls(
+            broker,
+            connection=connection,
+            publisher_url=publisher_url,
+            timeout=options.timeout,
+            namespace=namespace,
+        )
+
+    def job_queue(self, actor: dramatiq.Actor[Any, Any]) -> AmqpJobQueue:
+        """Publish from the event loop (``amqp_publisher``), not through Dramatiq's blocking send."""
+        name = f"{self._connection['client_properties']['connection_name']} publisher"
+        publisher = AmqpJobQueue(self._publisher_url, actor, timeout=self._timeout, connection_name=name)
+        self._publishers.append(publisher)
+        return publisher
 
     async def ping(self) -> None:
         """Open and close one connection; raise BackendUnavailable when that fails."""
@@ -148,6 +187,8 @@ class RabbitmqBroker:
         if self._closed:
             return
         self._closed = True
+        for publisher in self._publishers:
+            await publisher.aclose()
         await anyio.to_thread.run_sync(self.dramatiq_broker.close)
 
 
@@ -162,7 +203,7 @@ class PrefetchPerThread(dramatiq.Middleware):
 def _connection_parameters(url: AdapterURL, timeout: float) -> dict[str, Any]:
     """pika connection parameters for ``url``, with our defaults where the URL sets none."""
     try:
-        parsed = pika.URLParameters(url.secret())
+        parsed = pika.URLParameters(_without(url.secret(), "namespace"))
     except ValueError as exc:
         raise ConfigError(f"{url}: {redact(str(exc))}", setting=_SETTING) from None
     given = set(url.query)
@@ -178,3 +219,10 @@ def _connection_parameters(url: AdapterURL, timeout: float) -> dict[str, Any]:
     name = f"studio9 {socket.gethostname()} pid {os.getpid()}"
     parsed.client_properties = {"connection_name": name, **(parsed.client_properties or {})}
     return {field: getattr(parsed, field) for field in _PIKA_FIELDS}
+
+
+def _without(raw_url: str, name: str) -> str:
+    """``raw_url`` without the query parameter ``name`` (one of ours, unknown to pika)."""
+    head, _, query = raw_url.partition("?")
+    kept = [(key, value) for key, value in parse_qsl(query) if key != name]
+    return head + ("?" + urlencode(kept) if kept else "")

@@ -65,6 +65,7 @@ from dramatiq_sqs import SQSBroker
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
+from studio9.messaging.dispatch import DramatiqJobQueue
 
 log = structlog.get_logger()
 
@@ -112,6 +113,7 @@ class SqsBroker:
     """An SQS-backed Dramatiq broker, plus a ping and a close."""
 
     shared_between_processes = True
+    job_queue_name = "jobs"  # the namespace prefixes it on SQS: ``studio9_jobs``
 
     def __init__(self, broker: ClampingSQSBroker, *, ping_client: Any, namespace: str) -> None:
         """Wrap ``broker``; ``ping_client`` is a boto3 SQS client with short timeouts."""
@@ -159,6 +161,10 @@ class SqsBroker:
             config=_config(connect=timeout / 2, read=timeout / 2, attempts=1),
         )
         return cls(broker, ping_client=ping_client, namespace=namespace)
+
+    def job_queue(self, actor: dramatiq.Actor[Any, Any]) -> DramatiqJobQueue:
+        # boto3 blocks: each send runs on a thread, off the event loop.
+        return DramatiqJobQueue(actor, blocking=True)
 
     async def ping(self) -> None:
         """List (at most one of) our queues; raise BackendUnavailable when SQS does not answer."""

@@ -17,6 +17,7 @@ import attrs
 from adapters.memory.config_settings import InMemoryConfigStore
 from adapters.memory.files import InMemoryFileRecords
 from adapters.memory.jobs import InMemoryJobStore, InMemoryWorkerRegistry
+from adapters.memory.streams import InMemoryStreamBacklog, InMemoryStreamStates, StreamTables
 from studio9.auth.domain import ApiToken, TokenNotFound, User, UsernameTaken, UserNotFound
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL
@@ -127,6 +128,9 @@ class MemoryDatabase:
         self.files = InMemoryFileRecords()
         self.workers = InMemoryWorkerRegistry()
         self.config_settings = InMemoryConfigStore()
+        streams = StreamTables()
+        self.stream_states = InMemoryStreamStates(streams)
+        self.stream_backlog = InMemoryStreamBacklog(streams)
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -94,7 +95,20 @@ _HEARTBEATS = (
 )
 _PENDING = sa.select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.ref_id).order_by(OUTBOX.c.id)
 _PENDING = _PENDING.limit(sa.bindparam("b_limit"))
-_ACKNOWLEDGE = sa.delete(OUTBOX).where(OUTBOX.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+#: One advisory lock per database for "draining the outbox" (any fixed 64-bit number).
+_DRAIN_LOCK_KEY = 0x5354_3944_5241_494E
+_TRY_DRAIN_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(_DRAIN_LOCK_KEY))
+
+
+def _among(column: sa.Column[Any], *, postgres: bool) -> sa.ColumnElement[bool]:
+    """``column`` among the ``b_ids`` list: one array parameter on PostgreSQL (a cached
+    statement, whatever the list's length), else ``IN`` expanded per call."""
+    if postgres:
+        return column == sa.any_(sa.bindparam("b_ids", type_=postgresql.ARRAY(column.type)))
+    return column.in_(sa.bindparam("b_ids", expanding=True))
+
+
+_ACKNOWLEDGE = {pg: sa.delete(OUTBOX).where(_among(OUTBOX.c.id, postgres=pg)) for pg in (False, True)}
 
 
 class SqlJobStore:
@@ -204,7 +218,7 @@ class SqlJobStore:
             params["b_ids"] = list(query.ids)
         if query.before is not None:
             params["b_before"] = query.before
-        statement = _list_statement(frozenset(params))
+        statement = _list_statement(frozenset(params), postgres=self._postgres)
         with _unavailable():
             async with self._autocommit.connect() as conn:
                 return [job_from_row(row) for row in await conn.execute(statement, params)]
@@ -275,7 +289,26 @@ class SqlJobStore:
             return
         with _unavailable():
             async with self._engine.begin() as conn:
-                await conn.execute(_ACKNOWLEDGE, {"b_ids": list(change_ids)})
+                await conn.execute(_ACKNOWLEDGE[self._postgres], {"b_ids": list(change_ids)})
+
+    @contextlib.asynccontextmanager
+    async def draining(self) -> AsyncIterator[bool]:
+        """On PostgreSQL, a transaction-scoped advisory lock on a connection of its own, held
+        for the drain: the database releases it when the transaction or the connection ends,
+        so a process that dies mid-drain never blocks the others."""
+        if not self._postgres:
+            yield True
+            return
+        with _unavailable():
+            conn = await self._engine.connect()
+        try:
+            with _unavailable():
+                await conn.begin()
+                mine = bool((await conn.execute(_TRY_DRAIN_LOCK)).scalar_one())
+            yield mine
+        finally:
+            with contextlib.suppress(Exception):  # a broken connection takes the lock with it
+                await conn.close()
 
 
 async def _side_rows(
@@ -332,7 +365,7 @@ def _claim_statement(types: int, *, returning: bool) -> sa.Update:
 
 
 @functools.cache
-def _list_statement(params: frozenset[str]) -> sa.Select[Any]:
+def _list_statement(params: frozenset[str], *, postgres: bool) -> sa.Select[Any]:
     """The ``list`` query for the filters present in ``params``."""
     statement = _SELECT_JOBS.order_by(JOBS.c.id.desc()).limit(sa.bindparam("b_limit"))
     if "b_owner" in params:
@@ -342,7 +375,7 @@ def _list_statement(params: frozenset[str]) -> sa.Select[Any]:
     if "b_status" in params:
         statement = statement.where(JOBS.c.status == sa.bindparam("b_status"))
     if "b_ids" in params:
-        statement = statement.where(JOBS.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+        statement = statement.where(_among(JOBS.c.id, postgres=postgres))
     if "b_before" in params:
         statement = statement.where(JOBS.c.id < sa.bindparam("b_before"))
     return statement

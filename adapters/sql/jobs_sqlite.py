@@ -16,7 +16,8 @@ encoded exactly as SQLAlchemy encodes them, so either side reads the other's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from adapters.sql import jobs_sqlite_units as units
 from adapters.sql.jobs_sqlite_thread import SqliteThread
@@ -83,3 +84,8 @@ class SqliteJobStore:
     async def acknowledge(self, change_ids: Sequence[int]) -> None:
         if change_ids:
             await self._writer.write(units.acknowledge, change_ids)
+
+    @contextlib.asynccontextmanager
+    async def draining(self) -> AsyncIterator[bool]:
+        # An SQLite file has one serving process (the in-memory broker cannot be shared).
+        yield True

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.sql import config_models, job_models, models, search_models
+from adapters.sql import config_models, job_models, models, search_models, stream_models
 from adapters.sql.models import Base
 
 # Imported for their side effect: registering their tables on Base.metadata.
-_TABLE_MODULES = (models, job_models, search_models, config_models)
+_TABLE_MODULES = (models, job_models, search_models, config_models, stream_models)
 
 metadata = Base.metadata
 

@@ -28,6 +28,8 @@ from studio9.config.api import ConfigSettingController
 from studio9.config.settings import Settings
 from studio9.files.api import FileController, provide_file_service
 from studio9.jobs.api import JobController, list_job_types
+from studio9.messaging.streams.api import StreamController
+from studio9.predictions.api import PredictionController, provide_prediction_service
 from studio9.processes import running
 
 log = structlog.get_logger()
@@ -72,6 +74,8 @@ def create_app(
             list_job_types,
             FileController,
             ConfigSettingController,
+            StreamController,
+            PredictionController,
         ],
     )
     return Litestar(
@@ -86,7 +90,9 @@ def create_app(
             "job_search": Provide(_job_search, sync_to_thread=False),
             "blob_store": Provide(_blobs, sync_to_thread=False),
             "config_service": Provide(_config, sync_to_thread=False),
+            "stream_service": Provide(_streams, sync_to_thread=False),
             "presigner": Provide(_presigner, sync_to_thread=False),
+            "prediction_service": Provide(provide_prediction_service, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
         openapi_config=OpenAPIConfig(
@@ -119,6 +125,10 @@ def _job_search(request: Request[Any, Any, Any]) -> Any:
 
 def _config(request: Request[Any, Any, Any]) -> Any:
     return _container(request).config
+
+
+def _streams(request: Request[Any, Any, Any]) -> Any:
+    return _container(request).streams
 
 
 def _presigner(request: Request[Any, Any, Any]) -> Any:

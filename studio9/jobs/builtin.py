@@ -35,7 +35,8 @@ class ProfileParams(msgspec.Struct, forbid_unknown_fields=True):
     format: Literal["csv", "parquet"] | None = None
 
 
-def noop(ctx: JobContext, params: NoopParams) -> dict[str, Any]:
+async def noop(ctx: JobContext, params: NoopParams) -> dict[str, Any]:
+    # async: a plain function would cost a worker-thread hop per run, most of a no-op's cost.
     return {"echo": params.echo}
 
 

@@ -210,6 +210,11 @@ class ChangeFeed(Protocol):
     async def acknowledge(self, change_ids: Sequence[int]) -> None:
         """Forget these entries. Idempotent."""
 
+    def draining(self) -> AbstractAsyncContextManager[bool]:
+        """Enter to drain: yields True when this caller may drain now, False while another
+        process drains the same feed (every indexer would otherwise read, index and announce
+        the same entries). Held for one drain; released on exit, or when its process dies."""
+
 
 class JobBlobs(Protocol):
     """The slice of the blob store the job runtime uses (satisfied by ``studio9.files.ports.BlobStore``)."""

@@ -185,7 +185,9 @@ class JobRuntime:
                 else None
             )
             if inspect.iscoroutinefunction(job_type.handler):
-                result = await asyncio.wait_for(job_type.handler(ctx, ctx.params), timeout=remaining)
+                # asyncio.timeout, not wait_for: no extra task per run.
+                async with asyncio.timeout(remaining):
+                    result = await job_type.handler(ctx, ctx.params)
             else:
                 result = await asyncio.wait_for(
                     anyio.to_thread.run_sync(job_type.handler, ctx, ctx.params, abandon_on_cancel=True),

@@ -106,11 +106,13 @@ class JobIndexer:
 
     async def run_forever(self, interval: float = 1.0, *, batch: int = 500) -> None:
         """Drain every ``interval`` seconds, at once again after a full batch: changes wait at
-        most ``interval``, and under load they are indexed in large batches, not one by one."""
+        most ``interval``, and under load they are indexed in large batches, not one by one.
+        Every process runs this loop; one at a time drains (``ChangeFeed.draining``)."""
         while True:
             try:
-                while await self.drain_once(limit=batch) >= batch:
-                    pass
+                async with self.feed.draining() as mine:
+                    while mine and await self.drain_once(limit=batch) >= batch:
+                        pass
             except Exception:
                 log.exception("indexer_drain_failed")
             await asyncio.sleep(interval)

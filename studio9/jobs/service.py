@@ -78,8 +78,13 @@ class JobService:
         *,
         priority: int = 0,
         max_attempts: int | None = None,
+        job_id: str | None = None,
     ) -> Job:
-        """Validate, store (queued) and dispatch a job. Raises InvalidInput (422) for a bad type or params."""
+        """Validate, store (queued) and dispatch a job. Raises InvalidInput (422) for a bad type or params.
+
+        ``job_id`` pre-allocates the id, for callers that must never submit twice (streams record
+        it first and look for the job before submitting again; the store refuses a second one).
+        """
         if self.defaults is not None and isinstance(base := await self.defaults(type_name), Mapping):
             # The merged params are what the job records, so a rerun reproduces it exactly.
             params = {**base, **params}
@@ -91,7 +96,7 @@ class JobService:
             raise InvalidInput("priority must be -100 to 100", field="priority")
         now = self.clock()
         submitted = Job(
-            id=new_id(),
+            id=job_id or new_id(),
             owner_id=actor.user_id,
             type=job_type.name,
             params=stored_params,

@@ -25,9 +25,13 @@ _NO_TIME_LIMIT_MS = 30 * 24 * 3600 * 1000
 
 
 def declare_job_actor(
-    broker: dramatiq.Broker, run: Callable[[str], Coroutine[Any, Any, None]], loop: asyncio.AbstractEventLoop
+    broker: dramatiq.Broker,
+    run: Callable[[str], Coroutine[Any, Any, None]],
+    loop: asyncio.AbstractEventLoop,
+    *,
+    queue_name: str = QUEUE_NAME,
 ) -> dramatiq.Actor[[str], None]:
-    """Declare ``jobs.run`` on ``broker``; each message runs ``run(job_id)`` on ``loop``."""
+    """Declare ``jobs.run`` on ``broker``'s ``queue_name``; each message runs ``run(job_id)`` on ``loop``."""
 
     def run_job(job_id: str) -> None:
         future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(run(job_id), loop)
@@ -38,7 +42,7 @@ def declare_job_actor(
 
     declare = dramatiq.actor(
         actor_name=ACTOR_NAME,
-        queue_name=QUEUE_NAME,
+        queue_name=queue_name,
         broker=broker,
         max_retries=0,
         time_limit=_NO_TIME_LIMIT_MS,

@@ -1,13 +1,16 @@
 """What the messaging context needs from a broker adapter.
 
-Adapters: ``adapters/broker/memory.py`` (memory://), ``adapters/broker/rabbitmq.py`` (amqp://).
+Adapters: ``adapters/broker/memory.py`` (memory://), ``adapters/broker/rabbitmq.py`` (amqp://),
+``adapters/broker/sqs.py`` (sqs://).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import dramatiq
+
+from studio9.jobs.ports import JobQueue
 
 
 class JobBroker(Protocol):
@@ -17,6 +20,12 @@ class JobBroker(Protocol):
     dramatiq_broker: dramatiq.Broker
     #: Whether separate processes can share it (memory:// cannot: it lives in one process).
     shared_between_processes: bool
+
+    #: The Dramatiq queue ``jobs.run`` messages go to (a broker may prefix it with a namespace).
+    job_queue_name: str
+
+    def job_queue(self, actor: dramatiq.Actor[Any, Any]) -> JobQueue:
+        """How the job service sends ``actor``'s messages (job ids) through this broker."""
 
     async def ping(self) -> None:
         """Return when the broker answers; raise BackendUnavailable when it does not."""

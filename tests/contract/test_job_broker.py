@@ -21,18 +21,14 @@ import anyio.to_thread
 import attrs
 import boto3
 import dramatiq
-import pika
 import pytest
-from dramatiq.common import dq_name, xq_name
 
 from adapters.broker.sqs import clamp_delay
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
 from studio9.errors import ConfigError
-from studio9.messaging.dispatch import DramatiqJobQueue
 from studio9.messaging.ports import JobBroker
 from studio9.messaging.worker import WorkerThreads
-from tests.services import RABBITMQ_URL, require
 
 BROKERS = {**bootstrap.BROKERS, "sqs": "adapters.broker.sqs:SqsBroker"}
 SETTING = "STUDIO9_BROKER_URL"
@@ -82,24 +78,6 @@ def declare_collector(broker: JobBroker, queue_name: str) -> Collector:
     )
     collector.actor = declare(collector.record)
     return collector
-
-
-@pytest.fixture
-def queue_name() -> str:
-    return f"jobs-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def amqp_url(queue_name: str) -> Iterator[str]:
-    url = require("RabbitMQ", RABBITMQ_URL)
-    yield url
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        for name in (queue_name, dq_name(queue_name), xq_name(queue_name)):
-            channel.queue_delete(queue=name)
-    finally:
-        connection.close()
 
 
 @pytest.fixture
@@ -184,7 +162,7 @@ async def test_job_queue_enqueues_from_async_code(
     broker: JobBroker, collector: Collector, worker: WorkerThreads
 ) -> None:
     assert collector.actor is not None
-    queue = DramatiqJobQueue(collector.actor, blocking=broker.shared_between_processes)
+    queue = broker.job_queue(collector.actor)
     await queue.enqueue("job-now")
     await queue.enqueue("job-soon", delay_seconds=0.2)
     assert sorted(await collector.wait_for(2)) == ["job-now", "job-soon"]
@@ -195,7 +173,7 @@ async def test_delay_longer_than_any_broker_limit_is_accepted(
 ) -> None:
     # SQS delays by 15 minutes at most: longer back-offs must still be enqueued (clamped)
     assert collector.actor is not None
-    queue = DramatiqJobQueue(collector.actor, blocking=broker.shared_between_processes)
+    queue = broker.job_queue(collector.actor)
     await queue.enqueue("job-later", delay_seconds=3600)
 
 

@@ -1,0 +1,66 @@
+"""The PostgreSQL pool: connections kept, and a connection that idled is checked before use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from adapters.sql import database as sql_database
+from studio9 import bootstrap
+from studio9.backends import AdapterOptions
+
+pytestmark = pytest.mark.service("postgres")
+
+
+@pytest.fixture
+async def database(postgres_url: str, tmp_path: Path) -> AsyncIterator[Any]:
+    options = AdapterOptions(data_dir=tmp_path)
+    async with bootstrap.open_adapter(
+        bootstrap.DATABASES, postgres_url, setting="STUDIO9_DATABASE_URL", options=options
+    ) as adapter:
+        yield adapter
+
+
+async def _backend_pid(database: Any) -> int:
+    async with database.engine.connect() as conn:
+        return int((await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+def _terminate(postgres_server: str, pid: int) -> None:
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+async def test_a_connection_killed_while_idle_is_replaced_before_use(
+    database: Any, postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a pooled connection whose server process is killed while it idles
+    pid = await _backend_pid(database)
+    _terminate(postgres_server, pid)
+    monkeypatch.setattr(sql_database, "IDLE_PING_SECONDS", 0.0)
+    # Then the next use gets a working connection, on a new server process
+    assert await _backend_pid(database) != pid
+
+
+async def test_a_connection_in_steady_use_is_not_pinged(
+    database: Any, postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The counterpart: without the idle check a dead connection is handed out and fails,
+    # which is what the check above prevents (and shows that it, not luck, did).
+    pid = await _backend_pid(database)
+    _terminate(postgres_server, pid)
+    monkeypatch.setattr(sql_database, "IDLE_PING_SECONDS", 3600.0)
+    with pytest.raises(sa.exc.OperationalError):
+        await _backend_pid(database)
+    assert await _backend_pid(database) != pid  # and the pool recovers on the next checkout
+
+
+async def test_connections_are_kept_between_uses(database: Any) -> None:
+    pids = {await _backend_pid(database) for _ in range(5)}
+    assert len(pids) == 1
+    assert database.engine.pool.size() == sql_database.DEFAULT_POOL_SIZE
