@@ -22,8 +22,10 @@ from adapters.sql.auth import SqlTokenStore, SqlUserStore
 from adapters.sql.config_settings import SqlConfigStore
 from adapters.sql.files import SqlFileRecords
 from adapters.sql.jobs import SqlJobStore
+from adapters.sql.jobs_pg_store import PgJobStore
 from adapters.sql.jobs_sqlite import SqliteJobStore
 from adapters.sql.jobs_sqlite_thread import SqliteThread
+from adapters.sql.pg_raw import PgRunner
 from adapters.sql.streams import SqlStreamBacklog, SqlStreamStates
 from adapters.sql.workers import SqlWorkerRegistry
 from studio9.backends import AdapterOptions
@@ -48,7 +50,14 @@ _SCHEME_ALIASES = {
 class SqlDatabase:
     """One engine per process; sessions are short-lived, one per unit of work."""
 
-    def __init__(self, engine: AsyncEngine, *, url: AdapterURL, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        url: AdapterURL,
+        timeout: float = 5.0,
+        job_runner: PgRunner | None = None,
+    ) -> None:
         self.engine = engine
         self.url = url
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
@@ -56,10 +65,16 @@ class SqlDatabase:
         self.tokens = SqlTokenStore(self.sessions)
         # The job core's hot path: on an SQLite file, connections of its own on threads of
         # its own, one that writes and one that reads.
+        # On PostgreSQL, psycopg without SQLAlchemy in between (``pg_raw``).
         self._job_threads = _sqlite_job_threads(engine, timeout)
-        self.jobs: SqlJobStore | SqliteJobStore = (
-            SqliteJobStore(*self._job_threads) if self._job_threads else SqlJobStore(engine)
-        )
+        self._job_runner = job_runner
+        self.jobs: SqlJobStore | SqliteJobStore | PgJobStore
+        if job_runner is not None:
+            self.jobs = PgJobStore(job_runner)
+        elif self._job_threads:
+            self.jobs = SqliteJobStore(*self._job_threads)
+        else:
+            self.jobs = SqlJobStore(engine)
         self.files = SqlFileRecords(self.sessions)
         self.workers = SqlWorkerRegistry(self.sessions)
         self.config_settings = SqlConfigStore(self.sessions)
@@ -70,10 +85,18 @@ class SqlDatabase:
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
         driver_url = normalise_url(url)
         if driver_url.startswith("sqlite+aiosqlite"):
-            engine = _sqlite_engine(driver_url, options.timeout)
-        else:
-            engine = _postgres_engine(driver_url, url, options.timeout)
-        return cls(engine, url=url, timeout=options.timeout)
+            return cls(_sqlite_engine(driver_url, options.timeout), url=url, timeout=options.timeout)
+        pool = _pool_sizes(url)
+        # The job store's pool takes ``pool_size``; the other stores, light by comparison,
+        # share a SQLAlchemy pool of half that.
+        jobs_pool = pool.pop("pool_size", DEFAULT_POOL_SIZE)
+        pool.setdefault("pool_size", max(2, jobs_pool // 2))
+        engine = _postgres_engine(driver_url, pool, options.timeout)
+        conninfo = sa.engine.make_url(driver_url).set(drivername="postgresql")
+        runner = PgRunner(
+            conninfo.render_as_string(hide_password=False), size=jobs_pool, timeout=options.timeout
+        )
+        return cls(engine, url=url, timeout=options.timeout, job_runner=runner)
 
     @property
     def dialect(self) -> str:
@@ -89,6 +112,8 @@ class SqlDatabase:
     async def aclose(self) -> None:
         for thread in self._job_threads:
             await thread.aclose()
+        if self._job_runner is not None:
+            await self._job_runner.aclose()
         await self.engine.dispose()
 
 
@@ -135,7 +160,7 @@ def _sqlite_job_threads(engine: AsyncEngine, timeout: float) -> tuple[SqliteThre
     )
 
 
-def _postgres_engine(driver_url: str, url: AdapterURL, timeout: float) -> AsyncEngine:
+def _pool_sizes(url: AdapterURL) -> dict[str, int]:
     pool: dict[str, int] = {}
     for name, kind in _POOL_PARAMS.items():
         if name in url.query:
@@ -143,11 +168,16 @@ def _postgres_engine(driver_url: str, url: AdapterURL, timeout: float) -> AsyncE
                 pool[name] = kind(url.query[name])
             except ValueError:
                 raise ConfigError(f"{name} must be an integer", setting="STUDIO9_DATABASE_URL") from None
+            if pool[name] < (1 if name == "pool_size" else 0):
+                raise ConfigError(f"{name} must be at least 1", setting="STUDIO9_DATABASE_URL")
+    return pool
+
+
+def _postgres_engine(driver_url: str, pool: dict[str, int], timeout: float) -> AsyncEngine:
     # Connections are opened lazily and then KEPT: SQLAlchemy closes an overflow connection as
     # soon as it is returned, so a load above pool_size would open (fork a PostgreSQL backend)
     # and close one per statement, which measured at half the throughput. Callers beyond the
     # pool wait for a connection instead (pool_timeout), which also caps what PostgreSQL sees.
-    pool.setdefault("pool_size", DEFAULT_POOL_SIZE)
     pool.setdefault("max_overflow", 0)
     engine = create_async_engine(
         driver_url,

@@ -1,14 +1,15 @@
-"""JobStore, JobHistory and ChangeFeed on SQLAlchemy Core (PostgreSQL; any SQL database).
+"""JobStore, JobHistory and ChangeFeed on SQLAlchemy Core (any SQL database), and the statements
+the PostgreSQL store (``jobs_pg_store``) runs on psycopg.
 
-URL:      postgresql+psycopg://… (SQLite files get the faster ``jobs_sqlite`` store instead)
+URL:      sqlite+aiosqlite:///:memory: and URI-named SQLite (SQLite files get the faster
+          ``jobs_sqlite`` store; PostgreSQL gets ``jobs_pg_store``)
 Features: compare-and-set writes · claim in one ``UPDATE … RETURNING`` · one connection per call
-Extra:    cloud (psycopg) for PostgreSQL
 
 Every change is a compare-and-set: ``UPDATE jobs … WHERE id = :id AND version = :expected``;
-the events, heartbeat and outbox rows of a change are written in the same transaction (on
-PostgreSQL in the same statement, ``jobs_pg``). Statements are built once (module level,
-or cached by shape) so that SQLAlchemy finds their compiled form in its cache without
-rebuilding cache keys; rows are plain tuples mapped by ``jobs_rows``, no ORM objects.
+the events, heartbeat and outbox rows of a change are written in the same transaction.
+Statements are built once (module level, or cached by shape) so that SQLAlchemy finds their
+compiled form in its cache without rebuilding cache keys; rows are plain tuples mapped by
+``jobs_rows``, no ORM objects.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sql import jobs_pg
 from adapters.sql.jobs_rows import (
     EVENT_COLUMNS,
     EVENTS,
@@ -59,11 +59,18 @@ _INSERT_OUTBOX = sa.insert(OUTBOX)
 # SET takes every column named in the parameters (all but ``id``).
 _SAVE = sa.update(JOBS).where(JOBS.c.id == sa.bindparam("b_id"), JOBS.c.version == sa.bindparam("b_expected"))
 _NOW = sa.bindparam("b_now", type_=JOBS.c.submitted_at.type)
+
+
+def _status_in(*statuses: str) -> sa.ColumnElement[bool]:
+    # ORs of equalities, not IN: a literal IN list is expanded per call (not cacheable as text).
+    return sa.or_(*(JOBS.c.status == status for status in statuses))
+
+
 _DUE = (
     _SELECT_JOBS.where(
         sa.or_(
             sa.and_(
-                JOBS.c.status.in_([JobStatus.QUEUED.value, JobStatus.SUBMITTED.value]),
+                _status_in(JobStatus.QUEUED.value, JobStatus.SUBMITTED.value),
                 sa.or_(JOBS.c.dispatched_at.is_(None), JOBS.c.dispatched_at <= sa.bindparam("b_redeliver")),
                 sa.or_(JOBS.c.not_before.is_(None), JOBS.c.not_before <= _NOW),
             ),
@@ -78,7 +85,7 @@ _DUE = (
                     ),
                 ),
             ),
-            sa.and_(JOBS.c.status.in_(TERMINAL), JOBS.c.cleaned_at.is_(None)),
+            sa.and_(_status_in(*TERMINAL), JOBS.c.cleaned_at.is_(None)),
         )
     )
     .order_by(JOBS.c.id)
@@ -100,12 +107,12 @@ _DRAIN_LOCK_KEY = 0x5354_3944_5241_494E
 _TRY_DRAIN_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(_DRAIN_LOCK_KEY))
 
 
-def _among(column: sa.Column[Any], *, postgres: bool) -> sa.ColumnElement[bool]:
-    """``column`` among the ``b_ids`` list: one array parameter on PostgreSQL (a cached
+def _among(column: sa.Column[Any], *, postgres: bool, name: str = "b_ids") -> sa.ColumnElement[bool]:
+    """``column`` among the list bound as ``name``: one array parameter on PostgreSQL (a cached
     statement, whatever the list's length), else ``IN`` expanded per call."""
     if postgres:
-        return column == sa.any_(sa.bindparam("b_ids", type_=postgresql.ARRAY(column.type)))
-    return column.in_(sa.bindparam("b_ids", expanding=True))
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))
 
 
 _ACKNOWLEDGE = {pg: sa.delete(OUTBOX).where(_among(OUTBOX.c.id, postgres=pg)) for pg in (False, True)}
@@ -116,19 +123,11 @@ class SqlJobStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        # Single statements (every read; every write on PostgreSQL, see jobs_pg) run in
-        # autocommit: no BEGIN and COMMIT/ROLLBACK, two round trips each.
+        # Single statements (every read) run in autocommit: no BEGIN and COMMIT/ROLLBACK.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._postgres = engine.dialect.name == "postgresql"
         self._returning = engine.dialect.update_returning
 
     async def add(self, job: Job, events: Sequence[JobEvent]) -> None:
-        if self._postgres:
-            topics = outbox_rows(job.id, events, job.submitted_at)
-            params = jobs_pg.job_params(JOB_COLUMNS, job_row(job))
-            params |= jobs_pg.side_params(event_rows(events), None, topics)
-            await self._one(jobs_pg.add_statement(len(events), len(topics)), params)
-            return
         with _unavailable():
             async with self._engine.begin() as conn:
                 await conn.execute(_INSERT_JOB, dict(zip(JOB_COLUMNS, job_row(job), strict=True)))
@@ -151,14 +150,6 @@ class SqlJobStore:
         heartbeat: Heartbeat | None = None,
     ) -> Job | None:
         stored = attrs.evolve(job, version=expected_version + 1)
-        if self._postgres:
-            beat = heartbeat_row(heartbeat) if heartbeat is not None else None
-            topics = outbox_rows(job.id, events, change_time(job, events, heartbeat))
-            params = jobs_pg.job_params(JOB_COLUMNS[1:], job_row(stored)[1:])
-            params |= {"b_id": job.id, "b_expected": expected_version}
-            params |= jobs_pg.side_params(event_rows(events), beat, topics)
-            row = await self._one(jobs_pg.save_statement(len(events), len(topics), beat is not None), params)
-            return stored if row is not None and row[0] == 1 else None
         values = dict(zip(JOB_COLUMNS[1:], job_row(stored)[1:], strict=True))
         with _unavailable():
             async with self._engine.begin() as conn:
@@ -181,12 +172,6 @@ class SqlJobStore:
         }
         for i, name in enumerate(types):
             params[f"b_t{i}"], params[f"b_d{i}"] = name, claim.deadlines[name]
-        if self._postgres:
-            events = [claim.event(job_id)]
-            params |= jobs_pg.side_params(event_rows(events), None, outbox_rows(job_id, events, claim.at))
-            statement = jobs_pg.claim_statement(_claim_statement(len(types), returning=True))
-            row = await self._one(statement, params)
-            return job_from_row(row) if row is not None else None
         with _unavailable():
             async with self._engine.begin() as conn:
                 if self._returning:
@@ -200,12 +185,6 @@ class SqlJobStore:
                 await _side_rows(conn, job_id, [claim.event(job_id)], None, claim.at)
         return job_from_row(row)
 
-    async def _one(self, statement: sa.Executable, params: dict[str, Any]) -> sa.Row[Any] | None:
-        """PostgreSQL: run one statement of ``jobs_pg`` (its own transaction); its first row."""
-        with _unavailable():
-            async with self._autocommit.connect() as conn:
-                return (await conn.execute(statement, params)).first()
-
     async def list(self, query: JobQuery) -> Sequence[Job]:
         params: dict[str, Any] = {"b_limit": query.limit}
         if query.owner_id is not None:
@@ -218,7 +197,7 @@ class SqlJobStore:
             params["b_ids"] = list(query.ids)
         if query.before is not None:
             params["b_before"] = query.before
-        statement = _list_statement(frozenset(params), postgres=self._postgres)
+        statement = _list_statement(frozenset(params), postgres=False)
         with _unavailable():
             async with self._autocommit.connect() as conn:
                 return [job_from_row(row) for row in await conn.execute(statement, params)]
@@ -263,14 +242,9 @@ class SqlJobStore:
             return found
         with _unavailable():
             async with self._autocommit.connect() as conn:
-                if self._postgres:
-                    rows = list(
-                        await conn.execute(jobs_pg.LATEST_HEARTBEATS, {"b_ids": ids, "b_limit": limit_each})
-                    )
-                else:
-                    rows = []
-                    for job_id in ids:
-                        rows += await conn.execute(_HEARTBEATS, {"b_id": job_id, "b_limit": limit_each})
+                rows: list[sa.Row[Any]] = []
+                for job_id in ids:
+                    rows += await conn.execute(_HEARTBEATS, {"b_id": job_id, "b_limit": limit_each})
         for row in rows:
             beat = heartbeat_from_row(row)
             found.setdefault(beat.job_id, []).append(beat)
@@ -289,26 +263,12 @@ class SqlJobStore:
             return
         with _unavailable():
             async with self._engine.begin() as conn:
-                await conn.execute(_ACKNOWLEDGE[self._postgres], {"b_ids": list(change_ids)})
+                await conn.execute(_ACKNOWLEDGE[False], {"b_ids": list(change_ids)})
 
     @contextlib.asynccontextmanager
     async def draining(self) -> AsyncIterator[bool]:
-        """On PostgreSQL, a transaction-scoped advisory lock on a connection of its own, held
-        for the drain: the database releases it when the transaction or the connection ends,
-        so a process that dies mid-drain never blocks the others."""
-        if not self._postgres:
-            yield True
-            return
-        with _unavailable():
-            conn = await self._engine.connect()
-        try:
-            with _unavailable():
-                await conn.begin()
-                mine = bool((await conn.execute(_TRY_DRAIN_LOCK)).scalar_one())
-            yield mine
-        finally:
-            with contextlib.suppress(Exception):  # a broken connection takes the lock with it
-                await conn.close()
+        # In-memory or URI-named SQLite: one process.
+        yield True
 
 
 async def _side_rows(
@@ -328,7 +288,7 @@ async def _side_rows(
 
 
 @functools.cache
-def _claim_statement(types: int, *, returning: bool) -> sa.Update:
+def _claim_statement(types: int, *, returning: bool, postgres: bool = False) -> sa.Update:
     """The claim, as ``Claim.apply`` describes it, for a worker running ``types`` job types."""
     at = sa.bindparam("b_at", type_=JOBS.c.started_at.type)
     deadline = sa.case(
@@ -344,7 +304,7 @@ def _claim_statement(types: int, *, returning: bool) -> sa.Update:
             JOBS.c.id == sa.bindparam("b_id"),
             JOBS.c.status == JobStatus.QUEUED.value,
             sa.or_(JOBS.c.not_before.is_(None), JOBS.c.not_before <= at),
-            JOBS.c.type.in_(sa.bindparam("b_types", expanding=True)),
+            _among(JOBS.c.type, postgres=postgres, name="b_types"),
         )
         .values(
             status=JobStatus.RUNNING.value,

@@ -1,7 +1,9 @@
-"""The PostgreSQL pool: connections kept, and a connection that idled is checked before use."""
+"""The PostgreSQL pools (SQLAlchemy's, and the job store's psycopg one): connections are kept,
+and a connection that idled is checked before use."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.sql import database as sql_database
+from adapters.sql import pg_raw
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
 
@@ -32,8 +35,14 @@ async def _backend_pid(database: Any) -> int:
 
 
 def _terminate(postgres_server: str, pid: int) -> None:
+    """Kill the server process ``pid`` and wait until it is gone (the kill is asynchronous)."""
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for _ in range(500):
+            if conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() is None:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"server process {pid} did not exit")
 
 
 async def test_a_connection_killed_while_idle_is_replaced_before_use(
@@ -63,4 +72,22 @@ async def test_a_connection_in_steady_use_is_not_pinged(
 async def test_connections_are_kept_between_uses(database: Any) -> None:
     pids = {await _backend_pid(database) for _ in range(5)}
     assert len(pids) == 1
-    assert database.engine.pool.size() == sql_database.DEFAULT_POOL_SIZE
+    assert database.engine.pool.size() == sql_database.DEFAULT_POOL_SIZE // 2
+
+
+async def _job_store_pid(database: Any) -> int:
+    async with database._job_runner.connection() as conn:
+        row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+        return int(row[0])
+
+
+async def test_the_job_store_replaces_connections_killed_while_idle(
+    database: Any, postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given every connection of the job store's pool, killed while it idles
+    pids = {await _job_store_pid(database) for _ in range(3)}
+    for pid in pids:
+        _terminate(postgres_server, pid)
+    monkeypatch.setattr(pg_raw, "IDLE_PING_SECONDS", 0.0)
+    # Then the store's next use works, on a new server process
+    assert await _job_store_pid(database) not in pids

@@ -1,0 +1,206 @@
+"""JobStore, JobHistory and ChangeFeed on PostgreSQL, through psycopg directly (``pg_raw``).
+
+URL:      postgresql+psycopg://… (``adapters.sql.database`` picks this store for PostgreSQL)
+Features: every change one statement (``jobs_pg``) in autocommit · claims in one
+          ``UPDATE … RETURNING`` · outbox drained by one process at a time (advisory lock)
+Extra:    cloud (psycopg, psycopg_pool)
+
+The statements are ``adapters.sql.jobs``' and ``jobs_pg``'s SQLAlchemy ones, compiled once;
+values are encoded here as SQLAlchemy's column types would (JSON documents as JSONB, ``None``
+as JSON ``null`` like SQLAlchemy's ``JSON``; datetimes UTC-aware), so that rows written by
+this store and by the SQLAlchemy one read back alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+from psycopg.types.json import Jsonb
+
+from adapters.sql import jobs_pg
+from adapters.sql.jobs import (
+    _ACKNOWLEDGE,
+    _COUNTS,
+    _DUE,
+    _EVENTS,
+    _GET,
+    _HEARTBEATS,
+    _PENDING,
+    _TRY_DRAIN_LOCK,
+    _claim_statement,
+    _list_statement,
+)
+from adapters.sql.jobs_rows import (
+    JOB_COLUMNS,
+    change_time,
+    event_from_row,
+    event_rows,
+    heartbeat_from_row,
+    heartbeat_row,
+    job_from_row,
+    job_row,
+    outbox_rows,
+)
+from adapters.sql.pg_raw import PgRunner, unavailable
+from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobNotFound, JobStatus
+from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
+
+
+def _time(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("naive datetime given; Studio9 stores UTC-aware datetimes only")
+    return value
+
+
+def _read_time(value: datetime | None) -> datetime | None:
+    # psycopg answers in the session's time zone; the domain wants UTC.
+    return None if value is None else value.astimezone(UTC)
+
+
+def _doc(value: Any) -> Jsonb:
+    return Jsonb(value)
+
+
+def _read_doc(value: Any) -> Any:
+    return value  # psycopg decodes JSONB itself
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return job_from_row(row, time=_read_time, doc=_read_doc)
+
+
+class PgJobStore:
+    """The job store on a psycopg pool (``runner``)."""
+
+    def __init__(self, runner: PgRunner) -> None:
+        self._db = runner
+
+    async def add(self, job: Job, events: Sequence[JobEvent]) -> None:
+        topics = outbox_rows(job.id, events, job.submitted_at)
+        params = jobs_pg.job_params(JOB_COLUMNS, job_row(job, time=_time, doc=_doc))
+        params |= jobs_pg.side_params(event_rows(events, time=_time, doc=_doc), None, topics)
+        await self._db.one(jobs_pg.add_statement(len(events), len(topics)), params)
+
+    async def get(self, job_id: str) -> Job:
+        row = await self._db.one(_GET, {"b_id": job_id})
+        if row is None:
+            raise JobNotFound(job_id)
+        return _job(row)
+
+    async def save(
+        self,
+        job: Job,
+        *,
+        expected_version: int,
+        events: Sequence[JobEvent] = (),
+        heartbeat: Heartbeat | None = None,
+    ) -> Job | None:
+        stored = attrs.evolve(job, version=expected_version + 1)
+        beat = heartbeat_row(heartbeat, time=_time) if heartbeat is not None else None
+        topics = outbox_rows(job.id, events, change_time(job, events, heartbeat))
+        params = jobs_pg.job_params(JOB_COLUMNS[1:], job_row(stored, time=_time, doc=_doc)[1:])
+        params |= {"b_id": job.id, "b_expected": expected_version}
+        params |= jobs_pg.side_params(event_rows(events, time=_time, doc=_doc), beat, topics)
+        row = await self._db.one(jobs_pg.save_statement(len(events), len(topics), beat is not None), params)
+        return stored if row is not None and row[0] == 1 else None
+
+    async def claim(self, job_id: str, claim: Claim) -> Job | None:
+        types = list(claim.deadlines)
+        if not types:
+            return None
+        params: dict[str, Any] = {
+            "b_id": job_id,
+            "b_at": claim.at,
+            "b_worker": claim.worker,
+            "b_lease": claim.lease_expires_at,
+            "b_types": types,
+        }
+        for i, name in enumerate(types):
+            params[f"b_t{i}"], params[f"b_d{i}"] = name, claim.deadlines[name]
+        events = [claim.event(job_id)]
+        rows = event_rows(events, time=_time, doc=_doc)
+        params |= jobs_pg.side_params(rows, None, outbox_rows(job_id, events, claim.at))
+        statement = jobs_pg.claim_statement(_claim_statement(len(types), returning=True, postgres=True))
+        row = await self._db.one(statement, params)
+        return _job(row) if row is not None else None
+
+    async def list(self, query: JobQuery) -> Sequence[Job]:
+        params: dict[str, Any] = {"b_limit": query.limit}
+        if query.owner_id is not None:
+            params["b_owner"] = query.owner_id
+        if query.type is not None:
+            params["b_type"] = query.type
+        if query.status is not None:
+            params["b_status"] = query.status.value
+        if query.ids is not None:
+            params["b_ids"] = list(query.ids)
+        if query.before is not None:
+            params["b_before"] = query.before
+        statement = _list_statement(frozenset(params), postgres=True)
+        return [_job(row) for row in await self._db.all(statement, params)]
+
+    async def due(self, criteria: DueCriteria) -> Sequence[Job]:
+        params = {
+            "b_now": criteria.now,
+            "b_redeliver": criteria.redeliver_before,
+            "b_cancel": criteria.cancel_before,
+            "b_limit": criteria.limit,
+        }
+        return [_job(row) for row in await self._db.all(_DUE, params)]
+
+    async def counts(self) -> Mapping[JobStatus, int]:
+        found = {JobStatus(status): int(count) for status, count in await self._db.all(_COUNTS, {})}
+        return {status: found.get(status, 0) for status in JobStatus}
+
+    # -- JobHistory ----------------------------------------------------------------------------
+
+    async def events(self, job_id: str) -> Sequence[JobEvent]:
+        rows = await self._db.all(_EVENTS, {"b_id": job_id})
+        return [event_from_row(row, time=_read_time, doc=_read_doc) for row in rows]
+
+    async def heartbeats(self, job_id: str, *, limit: int = 100) -> Sequence[Heartbeat]:
+        rows = await self._db.all(_HEARTBEATS, {"b_id": job_id, "b_limit": limit})
+        return [heartbeat_from_row(row, time=_read_time) for row in rows]
+
+    async def heartbeats_for(
+        self, job_ids: Sequence[str], *, limit_each: int
+    ) -> Mapping[str, Sequence[Heartbeat]]:
+        ids = list(dict.fromkeys(job_ids))
+        found: dict[str, list[Heartbeat]] = {}
+        if not ids:
+            return found
+        for row in await self._db.all(jobs_pg.LATEST_HEARTBEATS, {"b_ids": ids, "b_limit": limit_each}):
+            beat = heartbeat_from_row(row, time=_read_time)
+            found.setdefault(beat.job_id, []).append(beat)
+        return found
+
+    # -- ChangeFeed ----------------------------------------------------------------------------
+
+    async def pending(self, *, limit: int) -> Sequence[Change]:
+        rows = await self._db.all(_PENDING, {"b_limit": limit})
+        return [Change(id=i, topic=topic, ref_id=ref) for i, topic, ref in rows]
+
+    async def acknowledge(self, change_ids: Sequence[int]) -> None:
+        if change_ids:
+            await self._db.run(_ACKNOWLEDGE[True], {"b_ids": list(change_ids)})
+
+    @contextlib.asynccontextmanager
+    async def draining(self) -> AsyncIterator[bool]:
+        """A transaction-scoped advisory lock, held on a connection of its own for the drain:
+        PostgreSQL releases it when the transaction or the connection ends, so a process that
+        dies mid-drain never blocks the others."""
+        compiled = self._db.compiled(_TRY_DRAIN_LOCK)
+        async with self._db.connection() as conn:
+            with unavailable():
+                await conn.execute("BEGIN")
+                cursor = await conn.execute(compiled.sql, compiled.params({}))
+                row = await cursor.fetchone()
+            try:
+                yield bool(row and row[0])
+            finally:
+                with contextlib.suppress(Exception):  # a broken connection takes the lock with it
+                    await conn.execute("ROLLBACK")
