@@ -1,10 +1,15 @@
 """The SQL system of record: an async SQLAlchemy engine and the stores built on it.
 
 URL:      sqlite+aiosqlite:///path/studio9.db   (edge default; WAL, foreign keys on)
-          postgresql+psycopg://user:pass@host:5432/db?pool_size=10&max_overflow=10
+          postgresql+psycopg://user:pass@host:5432/db?pool_size=10
           (``sqlite://`` and ``postgresql://`` / ``postgres://`` are accepted as shorthands)
-Features: transactions yes · full-text search (SQLite FTS5 / PostgreSQL tsvector) later
-Extra:    cloud (psycopg) for PostgreSQL; SQLite needs nothing beyond the edge install
+Features: transactions · full-text search (SQLite FTS5 / PostgreSQL tsvector)
+Extra:    cloud (psycopg, psycopg_pool) for PostgreSQL; SQLite needs nothing beyond the edge install
+
+PostgreSQL pools: the job store (``jobs_pg_store``) keeps up to ``pool_size`` connections
+(default 10) on psycopg's pool; the other stores share a SQLAlchemy pool of half that
+(``max_overflow``, default 0, and ``pool_recycle`` apply to it). Connections open on demand
+and are kept; callers beyond a full pool wait for one.
 """
 
 from __future__ import annotations
