@@ -40,7 +40,7 @@ from studio9.jobs.search import JobIndexer, JobSearch
 from studio9.jobs.service import JobPolicy, JobService
 from studio9.jobs.supervisor import Supervisor
 from studio9.jobs.tasks import declare_job_actor
-from studio9.messaging.events import EventPublisher
+from studio9.messaging.events import EventPublisher, EventSubscriber
 from studio9.messaging.ports import JobBroker
 from studio9.messaging.streams.ports import StreamSource
 from studio9.messaging.streams.runner import StreamRunner
@@ -224,8 +224,10 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
         config = ConfigService(
             database.config_settings, events=events, cache_seconds=settings.auth_cache_seconds
         )
-        if hasattr(events, "subscribe"):  # the in-process bus: writes here invalidate every reader here
-            events.subscribe(config.on_event, prefix="config.")
+        if isinstance(events, EventSubscriber):
+            # Config changes made by any process invalidate this one's cache: at once on the
+            # in-process bus, once ``processes.running`` listens on amqp:// and sns://.
+            events.subscribe(config.on_event, prefix="config.", on_gap=config.on_gap)
         files = FileService(blobs, database.files, max_upload_bytes=settings.max_upload_bytes)
         sink: PredictionSink = opened["sink"]
         predictions = PredictionService(sink)

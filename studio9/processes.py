@@ -20,6 +20,7 @@ import structlog
 from studio9.bootstrap import Container
 from studio9.jobs.ports import WorkerInfo
 from studio9.messaging import WorkerThreads
+from studio9.messaging.events import EventSubscriber
 
 log = structlog.get_logger()
 
@@ -30,6 +31,12 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
     settings = container.settings
     threads = WorkerThreads(container.broker.dramatiq_broker, settings.worker_threads)
     tasks: list[asyncio.Task[None]] = []
+    # Events from other processes (config changes: cache invalidation), for as long as this
+    # process serves; one-shot CLI commands build a container without running it, and skip it.
+    subscriptions = contextlib.AsyncExitStack()
+    events: object = container.backends.get("events")
+    if isinstance(events, EventSubscriber):
+        await subscriptions.enter_async_context(events.listening())
     if loops:
         tasks.append(asyncio.create_task(container.indexer.run_forever(), name="indexer"))
     if workers:
@@ -55,6 +62,7 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
             await container.runtime.release_held()
             with contextlib.suppress(Exception):
                 await container.workers.forget(container.runtime.worker_id)
+        await subscriptions.aclose()
 
 
 async def _announce(container: Container) -> None:

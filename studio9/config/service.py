@@ -1,8 +1,12 @@
 """Use cases of config settings: admins write, everyone authenticated reads, nothing is lost.
 
-``cached`` serves in-process readers (job-type defaults) from a short-lived cache that each
-write here clears at once; writes made by other processes reach it within
-``cache_seconds`` (and at once where they share the in-process event bus).
+Every change publishes ``config.updated`` / ``config.deleted`` (payload: service, name,
+version). ``get`` always reads the store (the HTTP API's ETags must be current on every
+replica); ``cached`` serves in-process readers (job-type defaults, embedding programs) from a
+cache that forgets an entry on a write here, on the change event of a write anywhere (where
+the events adapter is an ``EventSubscriber`` and the process is ``listening``: bootstrap and
+``processes.running`` wire ``on_event`` and ``on_gap``), forgets everything when events may
+have been missed, and in any case after ``cache_seconds`` (the safety net for a lost event).
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ class ConfigService:
     cache_seconds: float = 5.0
     clock: Callable[[], datetime] = utcnow
     _cache: dict[tuple[str, str], tuple[Any, float]] = attrs.field(factory=dict, init=False)
+    # Bumped by every invalidation: a store read that an invalidation overtook is not cached,
+    # or an event arriving while ``cached`` awaits the store would be undone by its answer.
+    _generation: int = attrs.field(default=0, init=False)
 
     async def put(
         self,
@@ -127,20 +134,39 @@ class ConfigService:
         hit = self._cache.get(key)
         if hit is not None and time.monotonic() - hit[1] < self.cache_seconds:
             return hit[0]
+        generation, read_at = self._generation, time.monotonic()
         try:
             value = (await self.store.get(service, name)).value
         except SettingNotFound:
             value = None
-        self._cache[key] = (value, time.monotonic())
+        if generation == self._generation:
+            self._cache[key] = (value, read_at)
         return value
 
     def invalidate(self, service: str, name: str) -> None:
+        self._generation += 1
         self._cache.pop((service, name), None)
 
+    def invalidate_all(self) -> None:
+        """Forget every cached value (events may have been missed: a subscriber reconnected)."""
+        self._generation += 1
+        if self._cache:
+            log.info("config_cache_cleared", entries=len(self._cache))
+        self._cache.clear()
+
     def on_event(self, event: Event) -> None:
-        """Subscriber for the event bus: forget what another writer changed."""
-        if event.topic.startswith("config."):
-            self.invalidate(str(event.payload.get("service")), str(event.payload.get("name")))
+        """Subscriber for change events from any process (this one too): forget that setting."""
+        if not event.topic.startswith("config."):
+            return
+        service, name = event.payload.get("service"), event.payload.get("name")
+        if isinstance(service, str) and isinstance(name, str):
+            self.invalidate(service, name)
+        else:  # not ours to parse: the only safe reading is "something changed"
+            self.invalidate_all()
+
+    def on_gap(self) -> None:
+        """Subscriber callback for "events may have been missed" (a reconnect)."""
+        self.invalidate_all()
 
     async def _changed(self, service: str, name: str, version: int, topic: str) -> None:
         self.invalidate(service, name)

@@ -116,7 +116,8 @@ class Settings:
     events_url: str = _setting(
         "memory://",
         "Where job and asset events go: `memory://` (in-process), `amqp://…?exchange=studio9.events`"
-        " (a RabbitMQ topic exchange) or `sns://topic?region=…` (an SNS topic).",
+        " (a RabbitMQ topic exchange) or `sns://topic?region=…` (an SNS topic). Serving processes"
+        " also listen there for `config.*` events, to drop changed settings from their caches.",
         repr=redact,
     )
     log_level: str = _setting(

@@ -124,3 +124,16 @@ async def test_unreachable_destination_fails_start_up_naming_the_setting() -> No
             options=AdapterOptions(timeout=2),
         ):
             pass
+
+
+def test_an_event_reads_back_from_its_json() -> None:
+    for event in EVENTS:
+        assert Event.from_json(json.dumps(event.to_json_dict())) == event
+    for bad in (
+        b"not json",
+        b"[]",
+        b'{"topic": "x"}',
+        b'{"topic":"x","subject_id":"s","version":1,"at":"no"}',
+    ):
+        with pytest.raises(ValueError, match="not an event"):
+            Event.from_json(bad)
