@@ -78,7 +78,7 @@ _COLUMNS: Final = (
     " item_key, label, confidence, probabilities, extra"
 )
 SCHEMA: Final = """CREATE TABLE IF NOT EXISTS predictions (
-    id VARCHAR(80) NOT NULL, import_id VARCHAR(64) NOT NULL, import_key VARCHAR(700) NOT NULL,
+    id VARCHAR(80) NOT NULL, import_id VARCHAR(64) NOT NULL, import_key VARCHAR(1024) NOT NULL,
     source_job_id VARCHAR(128), model_id VARCHAR(128) NOT NULL, model_version VARCHAR(128),
     stream_id VARCHAR(128), owner_id VARCHAR(128) NOT NULL, created_at TIMESTAMPTZ NOT NULL,
     item_key VARCHAR(1024) NOT NULL, label VARCHAR(1024) NOT NULL, confidence DOUBLE PRECISION,

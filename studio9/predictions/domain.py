@@ -50,6 +50,13 @@ BATCH_SCHEMA: Final = pa.schema(
     ]
 )
 
+#: Where the import path (reader, checks, sink encoders) allocates its Arrow buffers: the system
+#: allocator. Arrow's default, mimalloc, commits its arenas eagerly, as transparent huge pages
+#: where the kernel allows them (``madvise`` mode, common): a streamed 1,000,000-row import
+#: peaked ~40 MB higher with it (``benchmarks/README.md``). Passed explicitly, call by call,
+#: because the default pool is process-wide and belongs to whoever embeds Studio9.
+ARROW_POOL: Final = pa.system_memory_pool()
+
 _IDENTIFIER = re.compile(IDENTIFIER)
 _CURSOR = re.compile(IMPORT_ID + r"-[0-9]{10}")
 _FILE_KEY = re.compile(FILE_KEY)
@@ -83,18 +90,22 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None and value.utcoffset() is not None else value
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class ImportKey:
-    """What makes two imports the same: the source job ("" for none) and the file's digest."""
+    """What makes two imports the same: the owner, the model, the source job ("" for none) and
+    the file's digest. Owner and model are part of it so that one user's import never replaces
+    another's, nor one model's predictions another's, when the files happen to be equal."""
 
+    owner_id: str = attrs.field(validator=_pattern(_IDENTIFIER))
+    model_id: str = attrs.field(validator=_pattern(_IDENTIFIER))
     source_job_id: str = attrs.field(validator=_pattern(re.compile(f"(?:{IDENTIFIER})?")))
     file_digest: str = attrs.field(validator=_pattern(_FILE_KEY))
 
     @property
     def value(self) -> str:
-        """``<source job>:<digest>``, the column sinks delete by (a digest holds no colon, so the
-        last colon always splits the two)."""
-        return f"{self.source_job_id}:{self.file_digest}"
+        """``<owner>|<model>|<source job>|<digest>``, the column sinks delete by (``|`` is in
+        none of the parts)."""
+        return f"{self.owner_id}|{self.model_id}|{self.source_job_id}|{self.file_digest}"
 
 
 @attrs.frozen(kw_only=True)
@@ -109,6 +120,10 @@ class ImportMeta:
     model_version: str | None = attrs.field(default=None, validator=_pattern(_IDENTIFIER))
     stream_id: str | None = attrs.field(default=None, validator=_pattern(_IDENTIFIER))
 
+    def __attrs_post_init__(self) -> None:
+        if (self.key.owner_id, self.key.model_id) != (self.owner_id, self.model_id):
+            raise ValueError("an import's key must name the import's own owner and model")
+
     @property
     def source_job_id(self) -> str | None:
         return self.key.source_job_id or None
@@ -116,11 +131,6 @@ class ImportMeta:
     def prediction_id(self, source_row: int) -> str:
         """The id of the prediction from ``source_row``: sorts by import, then by row."""
         return f"{self.import_id}-{source_row:010d}"
-
-
-def id_range(import_id: str) -> tuple[str, str]:
-    """Bounds (both exclusive, byte order) of the prediction ids of ``import_id``."""
-    return f"{import_id}-", f"{import_id}."
 
 
 def cursor_import(cursor: str | None) -> str:

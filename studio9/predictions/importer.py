@@ -35,6 +35,7 @@ import anyio.to_thread
 import attrs
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import structlog
@@ -42,6 +43,7 @@ import structlog
 from studio9.errors import InvalidInput
 from studio9.predictions.checks import REQUIRED, check_columns
 from studio9.predictions.domain import (
+    ARROW_POOL,
     BATCH_SCHEMA,
     ImportMeta,
     ImportResult,
@@ -196,7 +198,7 @@ class _Reader:
         if failed:
             keep = np.ones(chunk.num_rows, dtype=bool)
             keep[failed] = False
-            data = data.filter(pa.array(keep))
+            data = pc.filter(data, pa.array(keep), memory_pool=ARROW_POOL)
         return PredictionBatch(data)
 
     def _reject(self, row: RejectedRow) -> None:
@@ -275,9 +277,15 @@ def _csv(path: Path, chunk_rows: int) -> _Chunks:
 
 @contextlib.contextmanager
 def _csv_reader(path: Path, read: Any, parse: Any, convert: Any = None) -> Iterator[tuple[Any, Any]]:
-    with pa.OSFile(str(path)) as source:
+    with pa.OSFile(str(path), memory_pool=ARROW_POOL) as source:
         try:
-            reader = pcsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+            reader = pcsv.open_csv(
+                source,
+                read_options=read,
+                parse_options=parse,
+                convert_options=convert,
+                memory_pool=ARROW_POOL,
+            )
         except pa.ArrowException as exc:
             raise _csv_error(exc, path) from exc
         with contextlib.closing(reader):
@@ -287,7 +295,9 @@ def _csv_reader(path: Path, read: Any, parse: Any, convert: Any = None) -> Itera
 def _joined(chunks: list[pa.RecordBatch], schema: pa.Schema | None = None) -> pa.RecordBatch:
     if not chunks:
         return pa.RecordBatch.from_pylist([], schema=schema)
-    return chunks[0] if len(chunks) == 1 else pa.Table.from_batches(chunks).combine_chunks().to_batches()[0]
+    if len(chunks) == 1:
+        return chunks[0]
+    return pa.Table.from_batches(chunks).combine_chunks(memory_pool=ARROW_POOL).to_batches()[0]
 
 
 def _csv_error(exc: Exception, path: Path) -> InvalidInput:
@@ -300,7 +310,7 @@ def _csv_error(exc: Exception, path: Path) -> InvalidInput:
 
 
 def _parquet(path: Path, chunk_rows: int) -> _Chunks:
-    with pa.OSFile(str(path)) as source:
+    with pa.OSFile(str(path), memory_pool=ARROW_POOL) as source:
         try:
             parquet = pq.ParquetFile(source)
             _check_header(parquet.schema_arrow.names, path)

@@ -36,9 +36,9 @@ class PredictionSink(Backend, Protocol):
     async def load(self, batches: AsyncIterable[PredictionBatch], meta: ImportMeta) -> LoadResult:
         """Store one import: every row of ``batches``, stamped with ``meta``.
 
-        The rows are staged as they arrive (memory bounded by about one batch, memory://
-        excepted), then ONE transaction deletes every earlier row of ``meta.key`` and moves
-        the staged rows in. So:
+        The rows are written as they arrive (memory bounded by about one batch, memory://
+        excepted) inside ONE transaction that also deletes every earlier row of ``meta.key``
+        (Redshift: staged in S3, then one transaction copies them in and deletes). So:
 
         - exactly one copy per import key: loading the same key again replaces the rows;
           concurrent loads of one key serialize and the last to commit wins, whole;

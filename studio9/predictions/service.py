@@ -78,14 +78,16 @@ class PredictionService:
         on_progress: Callable[[float], None] | None = None,
         created_at: datetime | None = None,
     ) -> ImportResult:
-        """Import ``path``; the import key is ``(source_job_id or "", SHA-256 of the file)``.
+        """Import ``path``; the import key is ``(owner, model, source_job_id or "", SHA-256 of the file)``.
 
         See ``importer.import_predictions`` for the file format, errors and progress.
         """
         digest = await anyio.to_thread.run_sync(file_sha256, path)
         meta = ImportMeta(
             import_id=new_id(),
-            key=ImportKey(source_job_id or "", digest),
+            key=ImportKey(
+                owner_id=owner_id, model_id=model_id, source_job_id=source_job_id or "", file_digest=digest
+            ),
             model_id=model_id,
             owner_id=owner_id,
             created_at=created_at or datetime.now(UTC),

@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import re
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -72,14 +73,11 @@ async def sink(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
 
 def meta(source: str = "job1", digest: str = DIGEST, **changes: Any) -> ImportMeta:
-    values: dict[str, Any] = {
-        "import_id": new_id(),
-        "key": ImportKey(source, digest),
-        "model_id": "m1",
-        "owner_id": "u1",
-        "created_at": DAY,
-    }
+    values: dict[str, Any] = {"import_id": new_id(), "model_id": "m1", "owner_id": "u1", "created_at": DAY}
     values.update(changes)
+    values["key"] = ImportKey(
+        owner_id=values["owner_id"], model_id=values["model_id"], source_job_id=source, file_digest=digest
+    )
     return ImportMeta(**values)
 
 
@@ -91,7 +89,7 @@ def batch(first: int, count: int, *, label: str = "cat") -> PredictionBatch:
                 pa.array(list(rows), pa.int64()),
                 pa.array([f"item-{i}" for i in rows]),
                 pa.array([label] * count),
-                pa.array([None if i % 5 == 0 else i / 1000 for i in rows], pa.float64()),
+                pa.array([None if i % 5 == 0 else i % 1000 / 1000 for i in rows], pa.float64()),
                 pa.array([None if i % 5 == 0 else '{"cat": 0.75, "dog": [0.25]}' for i in rows]),
                 pa.array([f'{{"camera": "c-{i}", "note": "été"}}' for i in rows]),
             ],
@@ -219,6 +217,51 @@ async def test_schema_can_be_ensured_again(sink: PredictionSink) -> None:
     await sink.load(source(batch(1, 1)), meta())
     await sink.ensure_schema()
     assert len(await everything(sink)) == 1
+
+
+LAST_ROW = 2**32 - 1  # the SQL sinks key a row by import number * 2**32 + row
+
+
+async def test_rows_numbered_up_to_the_last_read_back_in_order(sink: PredictionSink) -> None:
+    m = meta()
+    await sink.load(source(batch(LAST_ROW - 3, 2), batch(LAST_ROW - 1, 2)), m)
+    first = await sink.query(PredictionFilter(), limit=3)
+    assert [p.id for p in first.items] == [m.prediction_id(LAST_ROW - i) for i in (3, 2, 1)]
+    assert first.items[0].id == f"{m.import_id}-4294967292"
+    rest = await sink.query(PredictionFilter(), limit=3, cursor=first.next_cursor)
+    assert [(p.id, p.item_key) for p in rest.items] == [(m.prediction_id(LAST_ROW), f"item-{LAST_ROW}")]
+    assert rest.next_cursor is None
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_sql_sinks_refuse_rows_past_the_last(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite:///{tmp_path}/p.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    async with bootstrap.open_adapter(
+        SINKS, url, setting="STUDIO9_SINK_URL", options=AdapterOptions()
+    ) as sql:
+        kept = meta()
+        await sql.load(source(batch(1, 2)), kept)
+        with pytest.raises(InvalidInput, match="at most 4294967295 rows"):
+            await sql.load(source(batch(1, 2), batch(LAST_ROW, 2)), meta())
+        assert [p.id for p in await everything(sql)] == [kept.prediction_id(1), kept.prediction_id(2)]
+
+
+async def test_a_cursor_into_a_replaced_import_goes_on_with_the_later_ones(sink: PredictionSink) -> None:
+    first, other = meta(source="a", import_id="imp1"), meta(source="b", import_id="imp2")  # id order
+    await sink.load(source(batch(1, 2)), first)
+    await sink.load(source(batch(1, 2)), other)
+    page = await sink.query(PredictionFilter(), limit=1)
+    assert [p.id for p in page.items] == [first.prediction_id(1)]
+    again = meta(source="a", import_id="imp3")  # replaces ``first``, the cursor's import
+    await sink.load(source(batch(1, 1)), again)
+    after = await sink.query(PredictionFilter(), limit=10, cursor=page.next_cursor)
+    assert [p.id for p in after.items] == [
+        other.prediction_id(1),
+        other.prediction_id(2),
+        again.prediction_id(1),
+    ]
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -429,7 +472,7 @@ async def test_redshift_stages_parquet_then_copies_and_swaps_in_one_batch(
         f"COPY predictions_staging FROM 's3://{moto_redshift.bucket}/{prefix}'"
         f" IAM_ROLE '{ROLE}' FORMAT AS PARQUET"
     )
-    assert sqls[3] == f"DELETE FROM predictions WHERE import_key = 'job1:{DIGEST}'"
+    assert sqls[3] == f"DELETE FROM predictions WHERE import_key = 'u1|m1|job1|{DIGEST}'"
     assert f"'{m.import_id}' || '-' || LPAD(source_row::VARCHAR, 10, '0')" in sqls[4]
     assert "'2026-03-01 12:00:00.000000+00'::TIMESTAMPTZ" in sqls[4] and "FROM predictions_staging" in sqls[4]
     # The staging objects were in S3 when the COPY ran: one Parquet object per batch, the rows.
@@ -452,7 +495,7 @@ async def test_redshift_empty_import_only_deletes(
 ) -> None:
     assert await redshift.load(source(), meta()) == LoadResult(rows=0, replaced=False)
     [sqls] = moto_redshift.statements("batch")
-    assert sqls == ["LOCK predictions", f"DELETE FROM predictions WHERE import_key = 'job1:{DIGEST}'"]
+    assert sqls == ["LOCK predictions", f"DELETE FROM predictions WHERE import_key = 'u1|m1|job1|{DIGEST}'"]
 
 
 async def test_redshift_failed_swap_raises_and_cleans_up(
@@ -555,6 +598,30 @@ async def test_postgresql_password_never_reaches_messages(tmp_path: Path) -> Non
         ):
             pass
     assert "hunter2secret" not in str(caught.value)
+
+
+async def test_sqlite_load_waits_for_another_writer_and_can_be_cancelled(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    async with bootstrap.open_adapter(
+        SINKS, f"sqlite:///{path}", setting="STUDIO9_SINK_URL", options=AdapterOptions(timeout=0.1)
+    ) as sql:
+        await sql.ensure_schema()
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another writer: a load inserts nothing before it ends
+            with anyio.move_on_after(0.5) as waited:  # well past the 0.1 s timeout: still waiting
+                await sql.load(source(batch(1, 2)), meta())
+            assert waited.cancelled_caught
+            loading = meta()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(sql.load, source(batch(1, 2)), loading)
+                await anyio.sleep(0.2)
+                other.execute("COMMIT")  # the waiting load goes on
+        finally:
+            other.close()
+        assert [p.id for p in await everything(sql)] == [loading.prediction_id(1), loading.prediction_id(2)]
+        page_size = sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0]
+        assert page_size == 16384
 
 
 async def test_sqlite_needs_a_path(tmp_path: Path) -> None:

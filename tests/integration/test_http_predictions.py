@@ -239,6 +239,22 @@ async def test_skip_mode_loads_the_rest_and_writes_rejected_csv(
     assert len(await _all(client, admin_headers)) == ROWS - 2
 
 
+async def test_equal_files_of_two_owners_or_two_models_are_separate_imports(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    ada, _ = await _user(client, admin_headers, "ada")
+    content = predictions_csv(4)
+    first = await _import(client, admin_headers, await _upload(client, admin_headers, content), model_id="m")
+    other_model = await _import(
+        client, admin_headers, await _upload(client, admin_headers, content), model_id="n"
+    )
+    other_owner = await _import(client, ada, await _upload(client, ada, content), model_id="m")
+    # Nobody's import replaced anybody else's: the key is (owner, model, source job, file).
+    assert [j["result"]["replaced"] for j in (first, other_model, other_owner)] == [False, False, False]
+    assert len(await _all(client, admin_headers)) == 12
+    assert len(await _all(client, ada)) == 4
+
+
 async def test_users_see_only_their_own_predictions(client: Client, admin_headers: dict[str, str]) -> None:
     ada, ada_id = await _user(client, admin_headers, "ada")
     bob, _ = await _user(client, admin_headers, "bob")

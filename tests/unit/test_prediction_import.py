@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import random
 import re
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -35,7 +37,8 @@ from studio9.predictions import (
     import_predictions,
     rejected_csv,
 )
-from studio9.predictions.domain import MAX_PAGE
+from studio9.predictions.checks import check_columns
+from studio9.predictions.domain import ARROW_POOL, MAX_PAGE
 from tests.contract.test_prediction_sink import SINKS
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -58,14 +61,11 @@ def write(tmp_path: Path, text: str, name: str = "predictions.csv") -> Path:
 
 
 def meta(**changes: Any) -> ImportMeta:
-    values: dict[str, Any] = {
-        "import_id": new_id(),
-        "key": ImportKey("job1", "f" * 64),
-        "model_id": "m1",
-        "owner_id": "u1",
-        "created_at": NOW,
-    }
+    values: dict[str, Any] = {"import_id": new_id(), "model_id": "m1", "owner_id": "u1", "created_at": NOW}
     values.update(changes)
+    values["key"] = ImportKey(
+        owner_id=values["owner_id"], model_id=values["model_id"], source_job_id="job1", file_digest="f" * 64
+    )
     return ImportMeta(**values)
 
 
@@ -274,6 +274,113 @@ async def test_formats_are_checked(sink: PredictionSink, tmp_path: Path) -> None
         await import_predictions(sink, parquet, meta(), on_error="ignore")  # type: ignore[arg-type]
 
 
+# Values on both sides of every shortcut the column checks take (one msgspec pass over a chunk's
+# objects, no regex for plain numbers or for text without quotes, backslashes or control bytes).
+PROBABILITIES = [
+    '{"a": 1}', "{}", ' {"a": 1}', '{"a": 1} ', "", "   ", "\u00a0", "\x1c", "[1]", '{"a": [1', "2]}",
+    '{"a": 1},{"b": 2}', '{"a": 1e999}', '{"a": 1e99}', '{"a": 1.5e-999}', '{"a": 17976931348623159e292}',
+    '{"a": "\\ud800"}', '{"a": "été"}', '{"a": ' + "1" * 250 + ".0}", '{"a": ' + "1" * 250 + "}",
+    '{"a": 1x}', '{"a": "}"}', "{", "}", '{"a": {"b": []}}', "null",
+]  # fmt: skip
+EXTRAS = [
+    "",
+    "plain",
+    'with "quote"',
+    "back\\slash",
+    "tab\there",
+    "new\nline",
+    "\x00",
+    "été",
+    "\u2028",
+    '\\"',
+]
+CONFIDENCES = [
+    "0.5",
+    "",
+    " 0.25 ",
+    "1e-3",
+    "1.",
+    ".5",
+    "+.5",
+    "-0",
+    "1",
+    "1.5",
+    "abc",
+    "nan",
+    "inf",
+    ".",
+    "1e",
+    "--1",
+]
+
+
+def _expected(probabilities: list[str], extras: list[str], confidences: list[str]) -> tuple[list[Any], ...]:
+    """The rules one value at a time, as the checks were first written (first problem wins:
+    confidence is checked before probabilities)."""
+    problems: dict[int, str] = {}
+    numbers: list[float | None] = []
+    for index, text in enumerate(confidences):
+        if not text.strip():
+            numbers.append(None)
+        elif not re.fullmatch(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*", text):
+            problems.setdefault(index, f"confidence {text!r} is not a number")
+            numbers.append(None)
+        elif not 0 <= float(text) <= 1:
+            problems.setdefault(index, f"confidence {float(text)} is not between 0 and 1")
+            numbers.append(None)
+        else:
+            numbers.append(float(text))
+    objects: list[str | None] = []
+    for index, text in enumerate(probabilities):
+        objects.append(text if text.strip() else None)
+        try:
+            valid = not text.strip() or isinstance(json.loads(text, parse_constant=_no_constant), dict)
+        except ValueError:
+            valid = False
+        if not valid or re.search(r"1e999|e292|ud800", text):  # JSON that msgspec refuses too
+            problems.setdefault(index, "probabilities is not a JSON object")
+    texts = [
+        json.dumps({"camera": value, 'o"dd\\': value}, ensure_ascii=False, separators=(",", ":"))
+        for value in extras
+    ]
+    return objects, texts, numbers, [problems.get(i) for i in range(len(probabilities))]
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_column_checks_decide_as_row_by_row(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.randint(1, 12)
+    probabilities = [rng.choice(PROBABILITIES) for _ in range(n)]
+    if seed % 4 == 0:  # mostly clean chunks: the shortcuts must carry them
+        probabilities = [rng.choice(PROBABILITIES[:2]) for _ in range(n)]
+    extras = [rng.choice(EXTRAS) + rng.choice(EXTRAS) for _ in range(n)]
+    confidences = [rng.choice(CONFIDENCES[: 8 if seed % 3 else None]) for _ in range(n)]
+    chunk = pa.record_batch(
+        {
+            "item_key": ["k"] * n,
+            "label": ["cat"] * n,
+            "confidence": confidences,
+            "probabilities": probabilities,
+            "camera": extras,
+            'o"dd\\': extras,
+        }
+    )
+    problems: dict[int, str] = {}
+    _, _, confidence, objects, extra = check_columns(chunk, problems)
+    want_objects, want_extra, want_numbers, want_problems = _expected(probabilities, extras, confidences)
+    assert objects.to_pylist() == want_objects
+    assert extra.to_pylist() == want_extra
+    assert [problems.get(i) for i in range(n)] == want_problems
+    got = confidence.to_pylist()
+    assert [got[i] for i in range(n) if i not in problems] == [
+        want_numbers[i] for i in range(n) if i not in problems
+    ]
+
+
 # -- progress, cancellation ------------------------------------------------------------------
 
 
@@ -395,7 +502,7 @@ async def test_a_million_rows_stream_in_bounded_memory(
 
     def sample(_: float) -> None:
         nonlocal arrow_peak
-        arrow_peak = max(arrow_peak, pa.total_allocated_bytes())
+        arrow_peak = max(arrow_peak, pa.total_allocated_bytes() + ARROW_POOL.bytes_allocated())
 
     async with bootstrap.open_adapter(
         SINKS, url, setting="STUDIO9_SINK_URL", options=AdapterOptions()
