@@ -21,7 +21,9 @@ matched row with MATCH's own tokenizer.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, Self
 
 import sqlalchemy as sa
@@ -48,6 +50,23 @@ _SIMPLE: ColumnElement[Any] = sa.literal_column("'simple'::regconfig")
 _REPLACED = ("kind", "owner_id", "terms", "fields", "body", "updated_at")
 _DELETE_CHUNK = 500
 _DIALECTS = ("sqlite", "postgresql")
+#: PostgreSQL: a batch of documents as one JSON array, unpacked by the server.
+_PG_UPSERT = sa.text(
+    "INSERT INTO search_documents (id, kind, owner_id, terms, fields, body, updated_at)"
+    " SELECT d.id, d.kind, d.owner_id, d.terms, d.fields, d.body, d.updated_at"
+    " FROM jsonb_to_recordset(CAST(:docs AS jsonb)) AS d(id text, kind text, owner_id text,"
+    " terms text, fields jsonb, body jsonb, updated_at timestamptz)"
+    " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, owner_id = excluded.owner_id,"
+    " terms = excluded.terms, fields = excluded.fields, body = excluded.body,"
+    " updated_at = excluded.updated_at"
+    " WHERE excluded.updated_at >= search_documents.updated_at"
+)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 class SqlSearchIndex:
@@ -76,7 +95,11 @@ class SqlSearchIndex:
             return
         with _unavailable():
             async with self.database.engine.begin() as conn:
-                await conn.execute(self._upsert_statement(), rows)
+                if self._dialect == "postgresql":
+                    # One statement for the batch, not one per document (executemany).
+                    await conn.execute(_PG_UPSERT, {"docs": json.dumps(rows, default=_iso)})
+                else:
+                    await conn.execute(self._upsert_statement(), rows)
 
     async def delete(self, ids: Sequence[str]) -> None:
         unique = list(dict.fromkeys(ids))

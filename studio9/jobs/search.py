@@ -104,7 +104,7 @@ class JobIndexer:
         log.info("jobs_reindexed", documents=written)
         return written
 
-    async def run_forever(self, interval: float = 1.0, *, batch: int = 500) -> None:
+    async def run_forever(self, interval: float = 1.0, *, batch: int = 2000) -> None:
         """Drain every ``interval`` seconds, at once again after a full batch: changes wait at
         most ``interval``, and under load they are indexed in large batches, not one by one.
         Every process runs this loop; one at a time drains (``ChangeFeed.draining``)."""
