@@ -15,7 +15,7 @@ from datetime import datetime
 
 import attrs
 
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobNotFound, JobStatus
+from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobExists, JobNotFound, JobStatus
 from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery, WorkerInfo, outbox_topics
 
 
@@ -31,7 +31,7 @@ class InMemoryJobStore:
     async def add(self, job: Job, events: Sequence[JobEvent]) -> None:
         with self._lock:
             if job.id in self._jobs:
-                raise ValueError(f"job {job.id} exists")
+                raise JobExists(job.id)
             self._jobs[job.id] = job
             self._events[job.id] = list(events)
             self._heartbeats[job.id] = []

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sql.jobs_rows import (
@@ -47,7 +47,7 @@ from adapters.sql.jobs_rows import (
     outbox_rows,
 )
 from studio9.errors import BackendUnavailable
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobNotFound, JobStatus
+from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobExists, JobNotFound, JobStatus
 from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
 
 _SELECT_JOBS = sa.select(*(JOBS.c[name] for name in JOB_COLUMNS))
@@ -130,7 +130,10 @@ class SqlJobStore:
     async def add(self, job: Job, events: Sequence[JobEvent]) -> None:
         with _unavailable():
             async with self._engine.begin() as conn:
-                await conn.execute(_INSERT_JOB, dict(zip(JOB_COLUMNS, job_row(job), strict=True)))
+                try:
+                    await conn.execute(_INSERT_JOB, dict(zip(JOB_COLUMNS, job_row(job), strict=True)))
+                except IntegrityError as exc:  # the primary key: nothing else of a job is unique
+                    raise JobExists(job.id) from exc
                 await _side_rows(conn, job.id, events, None, job.submitted_at)
 
     async def get(self, job_id: str) -> Job:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+import psycopg
 from psycopg.types.json import Jsonb
 
 from adapters.sql import jobs_pg
@@ -46,7 +47,7 @@ from adapters.sql.jobs_rows import (
     outbox_rows,
 )
 from adapters.sql.pg_raw import PgRunner, unavailable
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobNotFound, JobStatus
+from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobExists, JobNotFound, JobStatus
 from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
 
 
@@ -83,7 +84,10 @@ class PgJobStore:
         topics = outbox_rows(job.id, events, job.submitted_at)
         params = jobs_pg.job_params(JOB_COLUMNS, job_row(job, time=_time, doc=_doc))
         params |= jobs_pg.side_params(event_rows(events, time=_time, doc=_doc), None, topics)
-        await self._db.one(jobs_pg.add_statement(len(events), len(topics)), params)
+        try:
+            await self._db.one(jobs_pg.add_statement(len(events), len(topics)), params)
+        except psycopg.errors.UniqueViolation as exc:  # the primary key: nothing else is unique
+            raise JobExists(job.id) from exc
 
     async def get(self, job_id: str) -> Job:
         row = await self._db.one(_GET, {"b_id": job_id})

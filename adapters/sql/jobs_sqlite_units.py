@@ -36,7 +36,7 @@ from adapters.sql.jobs_rows import (
     sqlite_read_time,
     sqlite_time,
 )
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobStatus
+from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobExists, JobStatus
 from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
 
 
@@ -78,7 +78,10 @@ _CHUNK = 500
 
 
 def add(conn: sqlite3.Connection, job: Job, events: Sequence[JobEvent]) -> None:
-    conn.execute(_INSERT_JOB, job_row(job, sqlite_time, sqlite_doc))
+    try:
+        conn.execute(_INSERT_JOB, job_row(job, sqlite_time, sqlite_doc))
+    except sqlite3.IntegrityError as exc:  # the primary key: nothing else of a job is unique
+        raise JobExists(job.id) from exc
     _side_rows(conn, job.id, events, None, job.submitted_at)
 
 

@@ -125,6 +125,13 @@ class JobNotFound(NotFound):
         super().__init__(f"job {job_id!r} not found")
 
 
+class JobExists(Conflict):
+    """A job with this id is stored already (ids pre-allocated by a caller, e.g. a stream)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} exists already")
+
+
 class IllegalTransition(Conflict):
     def __init__(self, job: Job, to: JobStatus) -> None:
         super().__init__(

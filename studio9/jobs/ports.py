@@ -95,7 +95,8 @@ class JobStore(Protocol):
     """Jobs, changed by compare-and-set on their ``version``; each change's events go with it."""
 
     async def add(self, job: Job, events: Sequence[JobEvent]) -> None:
-        """Store a new job, its first events and an outbox entry in one transaction."""
+        """Store a new job, its first events and an outbox entry in one transaction.
+        Raises JobExists, writing nothing, when a job of that id is stored already."""
 
     async def get(self, job_id: str) -> Job:
         """Raises JobNotFound."""

@@ -15,7 +15,16 @@ from studio9 import bootstrap
 from studio9.backends import AdapterOptions
 from studio9.config import Settings
 from studio9.ids import new_id
-from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobNotFound, JobStatus, transition
+from studio9.jobs.domain import (
+    Heartbeat,
+    Job,
+    JobError,
+    JobEvent,
+    JobExists,
+    JobNotFound,
+    JobStatus,
+    transition,
+)
 from studio9.jobs.ports import Claim, DueCriteria, JobQuery
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -74,6 +83,15 @@ async def test_added_job_reads_back_equal(database: Any) -> None:
     assert await database.jobs.get(job.id) == job
     with pytest.raises(JobNotFound):
         await database.jobs.get("missing")
+
+
+async def test_a_second_job_of_one_id_is_refused_and_writes_nothing(database: Any) -> None:
+    job = _job()
+    await database.jobs.add(job, [_event(job)])
+    with pytest.raises(JobExists):
+        await database.jobs.add(attrs.evolve(job, type="other"), [_event(job, "again")])
+    assert await database.jobs.get(job.id) == job
+    assert [e.reason for e in await database.jobs.events(job.id)] == ["submitted"]
 
 
 async def test_save_is_compare_and_set(database: Any) -> None:
