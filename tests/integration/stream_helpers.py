@@ -95,6 +95,25 @@ class FreezeOnAck:
         await self.source.aclose()
 
 
+class CountingAcks:
+    """A source that counts what it acknowledged: a test waits for the last ack before it stops
+    the runner (stopping first would put the unacknowledged message back on the queue)."""
+
+    def __init__(self, source: StreamSource) -> None:
+        self.source = source
+        self.acked = 0
+
+    async def receive(self, *, max_messages: int, wait_seconds: float) -> Sequence[Delivery]:
+        return await self.source.receive(max_messages=max_messages, wait_seconds=wait_seconds)
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        await self.source.ack(deliveries)
+        self.acked += len(deliveries)
+
+    async def aclose(self) -> None:
+        await self.source.aclose()
+
+
 def s3_event(bucket: str, key: str, etag: str, size: int = 1) -> str:
     """An S3 ObjectCreated notification, as S3 hands it to SNS."""
     record = {

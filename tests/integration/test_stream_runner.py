@@ -19,6 +19,7 @@ from studio9.config import Settings
 from studio9.jobs.ports import JobQuery
 from tests.conftest import memory_settings
 from tests.integration.stream_helpers import (
+    CountingAcks,
     CountingJobs,
     FreezeOnAck,
     Served,
@@ -219,9 +220,17 @@ async def test_rabbitmq_stream_acks_only_stored_items_and_survives_a_crash(tmp_p
             first = Served(runner(attrs.evolve(container.streams, open_source=open_freezing)))
             await eventually(lambda: asyncio.sleep(0, bool(freezing) and freezing[0].frozen.is_set()))
             await first.kill()  # closing its connection puts the unacknowledged messages back
-            second = Served(runner(container.streams))
+            counting: list[CountingAcks] = []
+
+            def open_counting(url_: str) -> CountingAcks:
+                counting.append(CountingAcks(opener(url_)))
+                return counting[-1]
+
+            second = Served(runner(attrs.evolve(container.streams, open_source=open_counting)))
             try:
                 await eventually(lambda: _submitted(container, sid, 2))
+                # Every message, the duplicate too, acknowledged before the runner stops.
+                await eventually(lambda: asyncio.sleep(0, sum(c.acked for c in counting) >= len(bodies)))
             finally:
                 await second.stop()
             state = await container.streams.states.get(sid)
