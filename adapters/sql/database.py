@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -27,15 +27,17 @@ from adapters.sql.auth import SqlTokenStore, SqlUserStore
 from adapters.sql.config_settings import SqlConfigStore
 from adapters.sql.files import SqlFileRecords
 from adapters.sql.jobs import SqlJobStore
-from adapters.sql.jobs_pg_store import PgJobStore
 from adapters.sql.jobs_sqlite import SqliteJobStore
 from adapters.sql.jobs_sqlite_thread import SqliteThread
-from adapters.sql.pg_raw import PgRunner
 from adapters.sql.streams import SqlStreamBacklog, SqlStreamStates
 from adapters.sql.workers import SqlWorkerRegistry
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
+
+if TYPE_CHECKING:  # psycopg is the cloud extra's: imported when a PostgreSQL URL is opened
+    from adapters.sql.jobs_pg_store import PgJobStore
+    from adapters.sql.pg_raw import PgRunner
 
 # Our own query parameters, taken off the URL before SQLAlchemy sees it (psycopg would
 # otherwise pass them on to the server as connection options and fail).
@@ -75,6 +77,8 @@ class SqlDatabase:
         self._job_runner = job_runner
         self.jobs: SqlJobStore | SqliteJobStore | PgJobStore
         if job_runner is not None:
+            from adapters.sql.jobs_pg_store import PgJobStore
+
             self.jobs = PgJobStore(job_runner)
         elif self._job_threads:
             self.jobs = SqliteJobStore(*self._job_threads)
@@ -98,6 +102,13 @@ class SqlDatabase:
         pool.setdefault("pool_size", max(2, jobs_pool // 2))
         engine = _postgres_engine(driver_url, pool, options.timeout)
         conninfo = sa.engine.make_url(driver_url).set(drivername="postgresql")
+        try:
+            from adapters.sql.pg_raw import PgRunner
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                f"PostgreSQL needs the optional dependency {exc.name!r}; install studio9[cloud]",
+                setting="STUDIO9_DATABASE_URL",
+            ) from exc
         runner = PgRunner(
             conninfo.render_as_string(hide_password=False), size=jobs_pool, timeout=options.timeout
         )
