@@ -39,7 +39,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,9 @@ from urllib.parse import quote
 import dramatiq
 import psycopg
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+# Run as a script (``python benchmarks/jobs_cloud.py``): its directory is on the path.
+from jobs_cloud_figures import BenchTimeout, Deadline, Figure, cpu_s, report
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -61,63 +63,8 @@ WARMUP_PER_SENDER = 4  # concurrent warm-up burst: opens every sender's connecti
 BUSY_POLL_S = 0.01
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 UNFINISHED_SQL = "SELECT count(*) FROM jobs WHERE status IN ('submitted', 'queued', 'running')"
-AIM_RATIO, AIM_JPS, AIM_P50_MS, CELERY_JPS = 0.3, 900.0, 5.0, 484.0
 STOP_TIMEOUT_S, COMMAND_TIMEOUT_S = 15.0, 60.0
-AIM = {True: "met", False: "NOT met"}
 Procs = list[subprocess.Popen[bytes]]
-
-
-class BenchTimeout(Exception):
-    """The overall deadline passed."""
-
-
-@dataclass(frozen=True)
-class Deadline:
-    end: float
-
-    def left(self, what: str) -> float:
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise BenchTimeout(f"overall deadline passed while {what}")
-        return left
-
-
-@dataclass
-class Figure:
-    name: str
-    jobs_per_s: float = 0.0
-    cpu_ms: float = float("nan")  # CPU of this process + the workers per job, during throughput
-    latencies: list[float] = field(default_factory=list)  # seconds, as the client saw them
-    stored: list[float] = field(default_factory=list)  # seconds, submitted_at -> completed_at
-    to_start: list[float] = field(default_factory=list)  # seconds, submitted_at -> started_at
-    failed: int = 0
-
-    def line(self) -> str:
-        text = f"{self.name:<29} jobs_per_s={self.jobs_per_s:.1f} " + ms("p", self.latencies)
-        if self.stored:
-            text += " " + ms("stored_p", self.stored) + f" to_start_p50_ms={pct_ms(self.to_start, 0.5):.2f}"
-        return text + f" cpu_ms={self.cpu_ms:.2f} failed={self.failed}"
-
-
-def pct_ms(values: list[float], fraction: float) -> float:
-    ordered = sorted(values) or [float("nan")]
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
-
-
-def ms(prefix: str, values: list[float]) -> str:
-    return f"{prefix}50_ms={pct_ms(values, 0.5):.2f} {prefix}99_ms={pct_ms(values, 0.99):.2f}"
-
-
-def cpu_s(pids: list[int]) -> float:
-    """CPU seconds (user + system) of this process and of ``pids`` (Linux ``/proc``; NaN elsewhere)."""
-    total = time.process_time()
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return float("nan")
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 # -- backends: a vhost per run, a database per Studio9 figure ---------------------------------
@@ -354,24 +301,6 @@ def parse_args() -> argparse.Namespace:
     if min(*numbers, *args.workers) < 1 or args.deadline <= 0 or args.poll_ms <= 0:
         parser.error("every count, --poll-ms and --deadline must be positive")
     return args
-
-
-def report(figures: list[Figure]) -> None:
-    for figure in figures:
-        print(figure.line(), flush=True)
-    bare_jps = next((f.jobs_per_s for f in figures if f.name.startswith("bare")), None)
-    if not (ours := [f for f in figures if f.name.startswith("studio9")]):
-        return
-    best = max(ours, key=lambda f: f.jobs_per_s)
-    if bare_jps:
-        ratio = best.jobs_per_s / bare_jps
-        print(f"ratio={ratio:.3f}  ({best.name} / bare_dramatiq_rabbitmq, jobs_per_s)")
-        print(f"aim: ratio >= {AIM_RATIO:g} {AIM[ratio >= AIM_RATIO]}", end="; ")
-    print(
-        f"jobs_per_s >= {AIM_JPS:g} {AIM[best.jobs_per_s >= AIM_JPS]}; p50_ms <= {AIM_P50_MS:g}"
-        f" {AIM[pct_ms(best.latencies, 0.5) <= AIM_P50_MS]}  (Celery on RabbitMQ + PostgreSQL:"
-        f" {CELERY_JPS:g} jobs/s here; best Studio9 x{best.jobs_per_s / CELERY_JPS:.2f})"
-    )
 
 
 def run(args: argparse.Namespace) -> int:
