@@ -51,7 +51,7 @@ from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobExists, JobNotFound
 from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
 
 _SELECT_JOBS = sa.select(*(JOBS.c[name] for name in JOB_COLUMNS))
-_GET = _SELECT_JOBS.where(JOBS.c.id == sa.bindparam("b_id"))
+GET = _SELECT_JOBS.where(JOBS.c.id == sa.bindparam("b_id"))
 _INSERT_JOB = sa.insert(JOBS)
 _INSERT_EVENTS = sa.insert(EVENTS)
 _INSERT_HEARTBEAT = sa.insert(HEARTBEATS)
@@ -66,7 +66,7 @@ def _status_in(*statuses: str) -> sa.ColumnElement[bool]:
     return sa.or_(*(JOBS.c.status == status for status in statuses))
 
 
-_DUE = (
+DUE = (
     _SELECT_JOBS.where(
         sa.or_(
             sa.and_(
@@ -91,20 +91,23 @@ _DUE = (
     .order_by(JOBS.c.id)
     .limit(sa.bindparam("b_limit"))
 )
-_COUNTS = sa.select(JOBS.c.status, sa.func.count()).group_by(JOBS.c.status)
-_EVENTS = sa.select(*(EVENTS.c[n] for n in EVENT_COLUMNS)).where(EVENTS.c.job_id == sa.bindparam("b_id"))
-_EVENTS = _EVENTS.order_by(EVENTS.c.id)
-_HEARTBEATS = (
+COUNTS = sa.select(JOBS.c.status, sa.func.count()).group_by(JOBS.c.status)
+SELECT_EVENTS = (
+    sa.select(*(EVENTS.c[n] for n in EVENT_COLUMNS))
+    .where(EVENTS.c.job_id == sa.bindparam("b_id"))
+    .order_by(EVENTS.c.id)
+)
+SELECT_HEARTBEATS = (
     sa.select(*(HEARTBEATS.c[n] for n in HEARTBEAT_COLUMNS))
     .where(HEARTBEATS.c.job_id == sa.bindparam("b_id"))
     .order_by(HEARTBEATS.c.id.desc())
     .limit(sa.bindparam("b_limit"))
 )
-_PENDING = sa.select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.ref_id).order_by(OUTBOX.c.id)
-_PENDING = _PENDING.limit(sa.bindparam("b_limit"))
+PENDING = sa.select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.ref_id).order_by(OUTBOX.c.id)
+PENDING = PENDING.limit(sa.bindparam("b_limit"))
 #: One advisory lock per database for "draining the outbox" (any fixed 64-bit number).
 _DRAIN_LOCK_KEY = 0x5354_3944_5241_494E
-_TRY_DRAIN_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(_DRAIN_LOCK_KEY))
+TRY_DRAIN_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(_DRAIN_LOCK_KEY))
 
 
 def _among(column: sa.Column[Any], *, postgres: bool, name: str = "b_ids") -> sa.ColumnElement[bool]:
@@ -115,7 +118,7 @@ def _among(column: sa.Column[Any], *, postgres: bool, name: str = "b_ids") -> sa
     return column.in_(sa.bindparam(name, expanding=True))
 
 
-_ACKNOWLEDGE = {pg: sa.delete(OUTBOX).where(_among(OUTBOX.c.id, postgres=pg)) for pg in (False, True)}
+ACKNOWLEDGE = {pg: sa.delete(OUTBOX).where(_among(OUTBOX.c.id, postgres=pg)) for pg in (False, True)}
 
 
 class SqlJobStore:
@@ -139,7 +142,7 @@ class SqlJobStore:
     async def get(self, job_id: str) -> Job:
         with _unavailable():
             async with self._autocommit.connect() as conn:
-                row = (await conn.execute(_GET, {"b_id": job_id})).first()
+                row = (await conn.execute(GET, {"b_id": job_id})).first()
         if row is None:
             raise JobNotFound(job_id)
         return job_from_row(row)
@@ -163,24 +166,15 @@ class SqlJobStore:
         return stored
 
     async def claim(self, job_id: str, claim: Claim) -> Job | None:
-        types = list(claim.deadlines)
-        if not types:
+        if not claim.deadlines:
             return None
-        params: dict[str, Any] = {
-            "b_id": job_id,
-            "b_at": claim.at,
-            "b_worker": claim.worker,
-            "b_lease": claim.lease_expires_at,
-            "b_types": types,
-        }
-        for i, name in enumerate(types):
-            params[f"b_t{i}"], params[f"b_d{i}"] = name, claim.deadlines[name]
+        params, types = claim_params(job_id, claim), len(claim.deadlines)
         with _unavailable():
             async with self._engine.begin() as conn:
                 if self._returning:
-                    row = (await conn.execute(_claim_statement(len(types), returning=True), params)).first()
-                elif (await conn.execute(_claim_statement(len(types), returning=False), params)).rowcount:
-                    row = (await conn.execute(_GET, {"b_id": job_id})).first()
+                    row = (await conn.execute(claim_update(types, returning=True), params)).first()
+                elif (await conn.execute(claim_update(types, returning=False), params)).rowcount:
+                    row = (await conn.execute(GET, {"b_id": job_id})).first()
                 else:
                     row = None
                 if row is None:
@@ -189,37 +183,21 @@ class SqlJobStore:
         return job_from_row(row)
 
     async def list(self, query: JobQuery) -> Sequence[Job]:
-        params: dict[str, Any] = {"b_limit": query.limit}
-        if query.owner_id is not None:
-            params["b_owner"] = query.owner_id
-        if query.type is not None:
-            params["b_type"] = query.type
-        if query.status is not None:
-            params["b_status"] = query.status.value
-        if query.ids is not None:
-            params["b_ids"] = list(query.ids)
-        if query.before is not None:
-            params["b_before"] = query.before
-        statement = _list_statement(frozenset(params), postgres=False)
+        params = list_params(query)
+        statement = list_statement(frozenset(params), postgres=False)
         with _unavailable():
             async with self._autocommit.connect() as conn:
                 return [job_from_row(row) for row in await conn.execute(statement, params)]
 
     async def due(self, criteria: DueCriteria) -> Sequence[Job]:
-        params = {
-            "b_now": criteria.now,
-            "b_redeliver": criteria.redeliver_before,
-            "b_cancel": criteria.cancel_before,
-            "b_limit": criteria.limit,
-        }
         with _unavailable():
             async with self._autocommit.connect() as conn:
-                return [job_from_row(row) for row in await conn.execute(_DUE, params)]
+                return [job_from_row(row) for row in await conn.execute(DUE, due_params(criteria))]
 
     async def counts(self) -> Mapping[JobStatus, int]:
         with _unavailable():
             async with self._autocommit.connect() as conn:
-                rows = (await conn.execute(_COUNTS)).all()
+                rows = (await conn.execute(COUNTS)).all()
         found = {JobStatus(status): int(count) for status, count in rows}
         return {status: found.get(status, 0) for status in JobStatus}
 
@@ -228,12 +206,12 @@ class SqlJobStore:
     async def events(self, job_id: str) -> Sequence[JobEvent]:
         with _unavailable():
             async with self._autocommit.connect() as conn:
-                return [event_from_row(row) for row in await conn.execute(_EVENTS, {"b_id": job_id})]
+                return [event_from_row(row) for row in await conn.execute(SELECT_EVENTS, {"b_id": job_id})]
 
     async def heartbeats(self, job_id: str, *, limit: int = 100) -> Sequence[Heartbeat]:
         with _unavailable():
             async with self._autocommit.connect() as conn:
-                rows = await conn.execute(_HEARTBEATS, {"b_id": job_id, "b_limit": limit})
+                rows = await conn.execute(SELECT_HEARTBEATS, {"b_id": job_id, "b_limit": limit})
                 return [heartbeat_from_row(row) for row in rows]
 
     async def heartbeats_for(
@@ -247,7 +225,7 @@ class SqlJobStore:
             async with self._autocommit.connect() as conn:
                 rows: list[sa.Row[Any]] = []
                 for job_id in ids:
-                    rows += await conn.execute(_HEARTBEATS, {"b_id": job_id, "b_limit": limit_each})
+                    rows += await conn.execute(SELECT_HEARTBEATS, {"b_id": job_id, "b_limit": limit_each})
         for row in rows:
             beat = heartbeat_from_row(row)
             found.setdefault(beat.job_id, []).append(beat)
@@ -258,7 +236,7 @@ class SqlJobStore:
     async def pending(self, *, limit: int) -> Sequence[Change]:
         with _unavailable():
             async with self._autocommit.connect() as conn:
-                rows = await conn.execute(_PENDING, {"b_limit": limit})
+                rows = await conn.execute(PENDING, {"b_limit": limit})
                 return [Change(id=i, topic=topic, ref_id=ref) for i, topic, ref in rows]
 
     async def acknowledge(self, change_ids: Sequence[int]) -> None:
@@ -266,7 +244,7 @@ class SqlJobStore:
             return
         with _unavailable():
             async with self._engine.begin() as conn:
-                await conn.execute(_ACKNOWLEDGE[False], {"b_ids": list(change_ids)})
+                await conn.execute(ACKNOWLEDGE[False], {"b_ids": list(change_ids)})
 
     @contextlib.asynccontextmanager
     async def draining(self) -> AsyncIterator[bool]:
@@ -290,8 +268,47 @@ async def _side_rows(
     await conn.execute(_INSERT_OUTBOX, as_dicts(OUTBOX_COLUMNS, outbox_rows(job_id, events, at)))
 
 
+def claim_params(job_id: str, claim: Claim) -> dict[str, Any]:
+    """The bound values of ``claim_update`` for ``claim`` (which names at least one job type)."""
+    params: dict[str, Any] = {
+        "b_id": job_id,
+        "b_at": claim.at,
+        "b_worker": claim.worker,
+        "b_lease": claim.lease_expires_at,
+        "b_types": list(claim.deadlines),
+    }
+    for i, (name, deadline) in enumerate(claim.deadlines.items()):
+        params[f"b_t{i}"], params[f"b_d{i}"] = name, deadline
+    return params
+
+
+def list_params(query: JobQuery) -> dict[str, Any]:
+    """The bound values of ``list_statement`` for ``query``: only the filters it sets."""
+    params: dict[str, Any] = {"b_limit": query.limit}
+    if query.owner_id is not None:
+        params["b_owner"] = query.owner_id
+    if query.type is not None:
+        params["b_type"] = query.type
+    if query.status is not None:
+        params["b_status"] = query.status.value
+    if query.ids is not None:
+        params["b_ids"] = list(query.ids)
+    if query.before is not None:
+        params["b_before"] = query.before
+    return params
+
+
+def due_params(criteria: DueCriteria) -> dict[str, Any]:
+    return {
+        "b_now": criteria.now,
+        "b_redeliver": criteria.redeliver_before,
+        "b_cancel": criteria.cancel_before,
+        "b_limit": criteria.limit,
+    }
+
+
 @functools.cache
-def _claim_statement(types: int, *, returning: bool, postgres: bool = False) -> sa.Update:
+def claim_update(types: int, *, returning: bool, postgres: bool = False) -> sa.Update:
     """The claim, as ``Claim.apply`` describes it, for a worker running ``types`` job types."""
     at = sa.bindparam("b_at", type_=JOBS.c.started_at.type)
     deadline = sa.case(
@@ -328,7 +345,7 @@ def _claim_statement(types: int, *, returning: bool, postgres: bool = False) -> 
 
 
 @functools.cache
-def _list_statement(params: frozenset[str], *, postgres: bool) -> sa.Select[Any]:
+def list_statement(params: frozenset[str], *, postgres: bool) -> sa.Select[Any]:
     """The ``list`` query for the filters present in ``params``."""
     statement = _SELECT_JOBS.order_by(JOBS.c.id.desc()).limit(sa.bindparam("b_limit"))
     if "b_owner" in params:

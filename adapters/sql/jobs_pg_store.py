@@ -24,16 +24,19 @@ from psycopg.types.json import Jsonb
 
 from adapters.sql import jobs_pg
 from adapters.sql.jobs import (
-    _ACKNOWLEDGE,
-    _COUNTS,
-    _DUE,
-    _EVENTS,
-    _GET,
-    _HEARTBEATS,
-    _PENDING,
-    _TRY_DRAIN_LOCK,
-    _claim_statement,
-    _list_statement,
+    ACKNOWLEDGE,
+    COUNTS,
+    DUE,
+    GET,
+    PENDING,
+    SELECT_EVENTS,
+    SELECT_HEARTBEATS,
+    TRY_DRAIN_LOCK,
+    claim_params,
+    claim_update,
+    due_params,
+    list_params,
+    list_statement,
 )
 from adapters.sql.jobs_rows import (
     JOB_COLUMNS,
@@ -90,7 +93,7 @@ class PgJobStore:
             raise JobExists(job.id) from exc
 
     async def get(self, job_id: str) -> Job:
-        row = await self._db.one(_GET, {"b_id": job_id})
+        row = await self._db.one(GET, {"b_id": job_id})
         if row is None:
             raise JobNotFound(job_id)
         return _job(row)
@@ -113,61 +116,36 @@ class PgJobStore:
         return stored if row is not None and row[0] == 1 else None
 
     async def claim(self, job_id: str, claim: Claim) -> Job | None:
-        types = list(claim.deadlines)
-        if not types:
+        if not claim.deadlines:
             return None
-        params: dict[str, Any] = {
-            "b_id": job_id,
-            "b_at": claim.at,
-            "b_worker": claim.worker,
-            "b_lease": claim.lease_expires_at,
-            "b_types": types,
-        }
-        for i, name in enumerate(types):
-            params[f"b_t{i}"], params[f"b_d{i}"] = name, claim.deadlines[name]
+        params = claim_params(job_id, claim)
         events = [claim.event(job_id)]
         rows = event_rows(events, time=_time, doc=_doc)
         params |= jobs_pg.side_params(rows, None, outbox_rows(job_id, events, claim.at))
-        statement = jobs_pg.claim_statement(_claim_statement(len(types), returning=True, postgres=True))
+        statement = jobs_pg.claim_statement(claim_update(len(claim.deadlines), returning=True, postgres=True))
         row = await self._db.one(statement, params)
         return _job(row) if row is not None else None
 
     async def list(self, query: JobQuery) -> Sequence[Job]:
-        params: dict[str, Any] = {"b_limit": query.limit}
-        if query.owner_id is not None:
-            params["b_owner"] = query.owner_id
-        if query.type is not None:
-            params["b_type"] = query.type
-        if query.status is not None:
-            params["b_status"] = query.status.value
-        if query.ids is not None:
-            params["b_ids"] = list(query.ids)
-        if query.before is not None:
-            params["b_before"] = query.before
-        statement = _list_statement(frozenset(params), postgres=True)
+        params = list_params(query)
+        statement = list_statement(frozenset(params), postgres=True)
         return [_job(row) for row in await self._db.all(statement, params)]
 
     async def due(self, criteria: DueCriteria) -> Sequence[Job]:
-        params = {
-            "b_now": criteria.now,
-            "b_redeliver": criteria.redeliver_before,
-            "b_cancel": criteria.cancel_before,
-            "b_limit": criteria.limit,
-        }
-        return [_job(row) for row in await self._db.all(_DUE, params)]
+        return [_job(row) for row in await self._db.all(DUE, due_params(criteria))]
 
     async def counts(self) -> Mapping[JobStatus, int]:
-        found = {JobStatus(status): int(count) for status, count in await self._db.all(_COUNTS, {})}
+        found = {JobStatus(status): int(count) for status, count in await self._db.all(COUNTS, {})}
         return {status: found.get(status, 0) for status in JobStatus}
 
     # -- JobHistory ----------------------------------------------------------------------------
 
     async def events(self, job_id: str) -> Sequence[JobEvent]:
-        rows = await self._db.all(_EVENTS, {"b_id": job_id})
+        rows = await self._db.all(SELECT_EVENTS, {"b_id": job_id})
         return [event_from_row(row, time=_read_time, doc=_read_doc) for row in rows]
 
     async def heartbeats(self, job_id: str, *, limit: int = 100) -> Sequence[Heartbeat]:
-        rows = await self._db.all(_HEARTBEATS, {"b_id": job_id, "b_limit": limit})
+        rows = await self._db.all(SELECT_HEARTBEATS, {"b_id": job_id, "b_limit": limit})
         return [heartbeat_from_row(row, time=_read_time) for row in rows]
 
     async def heartbeats_for(
@@ -185,19 +163,19 @@ class PgJobStore:
     # -- ChangeFeed ----------------------------------------------------------------------------
 
     async def pending(self, *, limit: int) -> Sequence[Change]:
-        rows = await self._db.all(_PENDING, {"b_limit": limit})
+        rows = await self._db.all(PENDING, {"b_limit": limit})
         return [Change(id=i, topic=topic, ref_id=ref) for i, topic, ref in rows]
 
     async def acknowledge(self, change_ids: Sequence[int]) -> None:
         if change_ids:
-            await self._db.run(_ACKNOWLEDGE[True], {"b_ids": list(change_ids)})
+            await self._db.run(ACKNOWLEDGE[True], {"b_ids": list(change_ids)})
 
     @contextlib.asynccontextmanager
     async def draining(self) -> AsyncIterator[bool]:
         """A transaction-scoped advisory lock, held on a connection of its own for the drain:
         PostgreSQL releases it when the transaction or the connection ends, so a process that
         dies mid-drain never blocks the others."""
-        compiled = self._db.compiled(_TRY_DRAIN_LOCK)
+        compiled = self._db.compiled(TRY_DRAIN_LOCK)
         async with self._db.connection() as conn:
             with unavailable():
                 await conn.execute("BEGIN")
