@@ -40,8 +40,9 @@ import anyio.to_thread
 import psycopg
 import psycopg_pool
 
-from adapters.sink.keys import cursor_row, key_range, prediction_id
+from adapters.sink.keys import cursor_row, key_range
 from adapters.sink.pgcopy import COLUMNS, HEADER, TRAILER, copy_rows
+from adapters.sink.rows import prediction_from, where_clause
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
@@ -258,39 +259,12 @@ def _params(meta: ImportMeta, import_no: int, rows: int) -> dict[str, Any]:
 
 
 def _where(f: PredictionFilter, *, after: str | None = None) -> tuple[str, list[Any]]:
-    """A WHERE clause on ``prediction_imports`` (always one: callers may append ``AND …``)."""
-    clauses, params = ["TRUE"], []
-    for clause, value in (
-        ("model_id = %s", f.model_id),
-        ("stream_id = %s", f.stream_id),
-        ("source_job_id = %s", f.source_job_id),
-        ("owner_id = %s", f.owner_id),
-        ("created_at >= %s", f.time_from),
-        ("created_at < %s", f.time_to),
-        ("import_id >= %s", after or None),
-    ):
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    return " WHERE " + " AND ".join(clauses), params
+    return where_clause(f, after=after, placeholder="%s", true="TRUE", time=_same)
 
 
 def _prediction(attributes: Sequence[Any], row: Sequence[Any]) -> Prediction:
-    """A stored row with its import's attributes (``_IMPORT_COLUMNS``)."""
-    import_id, _, source_job_id, model_id, model_version, stream_id, owner_id, created_at = attributes
-    key, item_key, label, confidence, probabilities, extra = row
-    return Prediction(
-        id=prediction_id(import_id, key),
-        import_id=import_id,
-        source_job_id=source_job_id,
-        model_id=model_id,
-        model_version=model_version,
-        stream_id=stream_id,
-        owner_id=owner_id,
-        created_at=created_at.astimezone(UTC),
-        item_key=item_key,
-        label=label,
-        confidence=confidence,
-        probabilities=probabilities,
-        extra=extra,
-    )
+    return prediction_from(attributes, row, created_at=lambda value: value.astimezone(UTC), doc=_same)
+
+
+def _same(value: Any) -> Any:
+    return value  # psycopg binds datetimes and decodes JSON itself

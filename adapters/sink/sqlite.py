@@ -40,7 +40,8 @@ import anyio
 import anyio.to_thread
 import msgspec
 
-from adapters.sink.keys import cursor_row, key_range, prediction_id, row_keys
+from adapters.sink.keys import cursor_row, key_range, row_keys
+from adapters.sink.rows import prediction_from, where_clause
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
@@ -311,39 +312,8 @@ def _iso(moment: datetime) -> str:
 
 
 def _where(f: PredictionFilter, *, after: str | None = None) -> tuple[str, list[Any]]:
-    """A WHERE clause on ``prediction_imports`` (always one: callers may append ``AND …``)."""
-    clauses, params = ["1 = 1"], []
-    for clause, value in (
-        ("model_id = ?", f.model_id),
-        ("stream_id = ?", f.stream_id),
-        ("source_job_id = ?", f.source_job_id),
-        ("owner_id = ?", f.owner_id),
-        ("created_at >= ?", f.time_from and _iso(f.time_from)),
-        ("created_at < ?", f.time_to and _iso(f.time_to)),
-        ("import_id >= ?", after or None),
-    ):
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    return " WHERE " + " AND ".join(clauses), params
+    return where_clause(f, after=after, placeholder="?", true="1 = 1", time=_iso)
 
 
 def _prediction(attributes: Sequence[Any], row: Sequence[Any]) -> Prediction:
-    """A stored row with its import's attributes (``_IMPORT_COLUMNS``)."""
-    import_id, _, source_job_id, model_id, model_version, stream_id, owner_id, created_at = attributes
-    key, item_key, label, confidence, probabilities, extra = row
-    return Prediction(
-        id=prediction_id(import_id, key),
-        import_id=import_id,
-        source_job_id=source_job_id,
-        model_id=model_id,
-        model_version=model_version,
-        stream_id=stream_id,
-        owner_id=owner_id,
-        created_at=datetime.fromisoformat(created_at),
-        item_key=item_key,
-        label=label,
-        confidence=confidence,
-        probabilities=None if probabilities is None else _OBJECT.decode(probabilities),
-        extra=None if extra is None else _OBJECT.decode(extra),
-    )
+    return prediction_from(attributes, row, created_at=datetime.fromisoformat, doc=_OBJECT.decode)
