@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
@@ -86,44 +86,52 @@ class DailyCountListOut(msgspec.Struct):
     items: list[DailyCountOut]
 
 
+def _filters(
+    principal: NamedDependency[Principal],
+    model_id: _Id = None,
+    stream_id: _Id = None,
+    source_job_id: _Id = None,
+    owner: _Id = None,
+    time_from: _From = None,
+    time_to: _To = None,
+) -> PredictionFilter:
+    """The filter of one request; raises InvalidInput (422) for bad or reversed times."""
+    return PredictionFilter(
+        model_id=model_id,
+        stream_id=stream_id,
+        source_job_id=source_job_id,
+        owner_id=owner if principal.is_admin else principal.user_id,
+        time_from=_time(time_from, "from"),
+        time_to=_time(time_to, "to"),
+    )
+
+
 class PredictionController(Controller):
     path = "/predictions"
     tags = ["predictions"]
+    # Every route takes the same filter query parameters: one dependency parses them.
+    dependencies = {"filters": Provide(_filters, sync_to_thread=False)}
 
     @get("/", operation_id="ListPredictions")
     async def list_predictions(
         self,
-        principal: NamedDependency[Principal],
         prediction_service: NamedDependency[PredictionService],
-        model_id: _Id = None,
-        stream_id: _Id = None,
-        source_job_id: _Id = None,
-        owner: _Id = None,
-        time_from: _From = None,
-        time_to: _To = None,
+        filters: NamedDependency[PredictionFilter],
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_HTTP_PAGE)] = 100,
         cursor: Annotated[str | None, QueryParameter(max_length=100)] = None,
     ) -> PredictionPageOut:
         """Predictions in import order (then row); pass ``next_cursor`` back as ``cursor``."""
-        filters = _filters(principal, model_id, stream_id, source_job_id, owner, time_from, time_to)
         page = await prediction_service.query(filters, limit=limit, cursor=cursor)
         return PredictionPageOut([PredictionOut.from_domain(p) for p in page.items], page.next_cursor)
 
     @get("/export", operation_id="ExportPredictions")
     async def export(
         self,
-        principal: NamedDependency[Principal],
         prediction_service: NamedDependency[PredictionService],
+        filters: NamedDependency[PredictionFilter],
         format: FromQuery[Literal["csv", "parquet"]] = "csv",
-        model_id: _Id = None,
-        stream_id: _Id = None,
-        source_job_id: _Id = None,
-        owner: _Id = None,
-        time_from: _From = None,
-        time_to: _To = None,
     ) -> Stream:
         """Every matching prediction as one CSV (with a header) or Parquet file, streamed."""
-        filters = _filters(principal, model_id, stream_id, source_job_id, owner, time_from, time_to)
         chunks = prediction_service.export(filters, format)
         # The first chunk is read before answering, so that a backend that is down is a 503
         # problem, not a 200 cut short; later pages stream as the client reads.
@@ -141,17 +149,10 @@ class PredictionController(Controller):
     @get("/daily-counts", operation_id="CountPredictionsPerDay")
     async def daily_counts(
         self,
-        principal: NamedDependency[Principal],
         prediction_service: NamedDependency[PredictionService],
-        model_id: _Id = None,
-        stream_id: _Id = None,
-        source_job_id: _Id = None,
-        owner: _Id = None,
-        time_from: _From = None,
-        time_to: _To = None,
+        filters: NamedDependency[PredictionFilter],
     ) -> DailyCountListOut:
         """Matching predictions per UTC day and model, by day then model; empty days are absent."""
-        filters = _filters(principal, model_id, stream_id, source_job_id, owner, time_from, time_to)
         counts = await prediction_service.daily_counts(filters)
         return DailyCountListOut([DailyCountOut.from_domain(c) for c in counts])
 
@@ -160,26 +161,6 @@ def provide_prediction_service(request: Request[Any, Any, Any]) -> PredictionSer
     """The ``prediction_service`` dependency: the container's PredictionService."""
     service: PredictionService = request.app.state.container.predictions
     return service
-
-
-def _filters(
-    principal: Principal,
-    model_id: str | None,
-    stream_id: str | None,
-    source_job_id: str | None,
-    owner: str | None,
-    time_from: str | None,
-    time_to: str | None,
-) -> PredictionFilter:
-    """The filter of one request; raises InvalidInput (422) for bad or reversed times."""
-    return PredictionFilter(
-        model_id=model_id,
-        stream_id=stream_id,
-        source_job_id=source_job_id,
-        owner_id=owner if principal.is_admin else principal.user_id,
-        time_from=_time(time_from, "from"),
-        time_to=_time(time_to, "to"),
-    )
 
 
 def _time(text: str | None, name: str) -> datetime | None:
