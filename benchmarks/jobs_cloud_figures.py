@@ -35,6 +35,7 @@ class Figure:
     name: str
     jobs_per_s: float = 0.0
     cpu_ms: float = float("nan")  # CPU of this process + the workers per job, during throughput
+    backend_cpu_ms: float = float("nan")  # CPU of PostgreSQL's and RabbitMQ's processes per job, meanwhile
     latencies: list[float] = field(default_factory=list)  # seconds, as the client saw them
     stored: list[float] = field(default_factory=list)  # seconds, submitted_at -> completed_at
     to_start: list[float] = field(default_factory=list)  # seconds, submitted_at -> started_at
@@ -44,7 +45,9 @@ class Figure:
         text = f"{self.name:<29} jobs_per_s={self.jobs_per_s:.1f} " + ms("p", self.latencies)
         if self.stored:
             text += " " + ms("stored_p", self.stored) + f" to_start_p50_ms={pct_ms(self.to_start, 0.5):.2f}"
-        return text + f" cpu_ms={self.cpu_ms:.2f} failed={self.failed}"
+        return (
+            text + f" cpu_ms={self.cpu_ms:.2f} backend_cpu_ms={self.backend_cpu_ms:.2f} failed={self.failed}"
+        )
 
 
 def pct_ms(values: list[float], fraction: float) -> float:
@@ -84,3 +87,35 @@ def report(figures: list[Figure]) -> None:
         f" {AIM[pct_ms(best.latencies, 0.5) <= AIM_P50_MS]}  (Celery on RabbitMQ + PostgreSQL:"
         f" {CELERY_JPS:g} jobs/s here; best Studio9 x{best.jobs_per_s / CELERY_JPS:.2f})"
     )
+
+
+#: The local servers' process names (``/proc/<pid>/comm``): PostgreSQL's backends, RabbitMQ's VM.
+BACKEND_PROCESSES = ("postgres", "beam.smp")
+
+
+class BackendCpu:
+    """CPU seconds of every PostgreSQL and RabbitMQ process between ``start`` and ``stop``,
+    including backends that connected meanwhile; a backend that exits meanwhile is lost."""
+
+    def start(self) -> None:
+        self._before = _backend_ticks()
+
+    def stop(self) -> float:
+        after = _backend_ticks()
+        ticks = sum(t - self._before.get(pid, 0) for pid, t in after.items())
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _backend_ticks() -> dict[int, int]:
+    ticks: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() not in BACKEND_PROCESSES:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks[int(proc.name)] = int(fields[11]) + int(fields[12])
+    return ticks
