@@ -16,7 +16,7 @@ Each: a warm-up burst; latency p50/p99 of ``--latency-samples`` sequential jobs 
 completed; ``stored_*``: completed_at - submitted_at); throughput: ``--jobs`` from ``--concurrency``
 senders / (first send -> last run; Studio9: until a count of submitted, queued and running jobs,
 on a connection of its own and the status index, polled every 10 ms, shows none); ``cpu_ms``:
-CPU of this process and the workers per job meanwhile, ``backend_cpu_ms`` that of the local
+CPU per job meanwhile, split into this process (``client``), the workers, and the local
 PostgreSQL and RabbitMQ processes (all of them: run it on an otherwise quiet machine). Then the
 best Studio9 / bare, and the aims.
 Bounded by ``--deadline``; processes, databases and the vhost are removed whatever happens.
@@ -51,7 +51,7 @@ import psycopg
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 # Run as a script (``python benchmarks/jobs_cloud.py``): its directory is on the path.
-from jobs_cloud_figures import BackendCpu, BenchTimeout, Deadline, Figure, cpu_s, report
+from jobs_cloud_figures import BenchTimeout, CpuMeter, Deadline, Figure, report
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -157,14 +157,13 @@ def bare(args: argparse.Namespace, url: str, deadline: Deadline) -> Figure:
                     figure.latencies.append(ran - sent)
             first += WARMUP_JOBS + args.latency_samples
             numbers = range(first, first + args.jobs)
-            backend = BackendCpu()
-            backend.start()
-            cpu, started = cpu_s([p.pid for p in procs if p.pid]), time.monotonic()
+            meter = CpuMeter([p.pid for p in procs if p.pid])
+            meter.start()
+            started = time.monotonic()
             list(pool.map(send, numbers))
             last = collect(set(numbers), "measuring bare Dramatiq throughput")
             figure.jobs_per_s = args.jobs / (last - started)
-            figure.cpu_ms = (cpu_s([p.pid for p in procs if p.pid]) - cpu) * 1000 / args.jobs
-            figure.backend_cpu_ms = backend.stop() * 1000 / args.jobs
+            figure.cpu_ms = meter.stop(args.jobs)
     finally:
         stop.set()
         broker.close()
@@ -279,13 +278,12 @@ async def _studio9(settings: Any, procs: Procs, args: argparse.Namespace, deadli
                     figure.stored.append((job.completed_at - job.submitted_at).total_seconds())
                     figure.to_start.append((job.started_at - job.submitted_at).total_seconds())
         async with asyncio.timeout(deadline.left(f"measuring {figure.name} throughput")):
-            backend = BackendCpu()
-            backend.start()
-            cpu, started = cpu_s([p.pid for p in procs]), time.perf_counter()
+            meter = CpuMeter([p.pid for p in procs])
+            meter.start()
+            started = time.perf_counter()
             await burst(args.jobs)
             figure.jobs_per_s = args.jobs / (time.perf_counter() - started)
-            figure.cpu_ms = (cpu_s([p.pid for p in procs]) - cpu) * 1000 / args.jobs
-            figure.backend_cpu_ms = backend.stop() * 1000 / args.jobs
+            figure.cpu_ms = meter.stop(args.jobs)
         counts = await store.counts()
         figure.failed = counts[JobStatus.FAILED] + counts[JobStatus.CANCELLED]
     return figure

@@ -6,6 +6,7 @@ prints, ``jobs_cloud.py`` starts backends and processes and drives jobs through 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -34,8 +35,8 @@ class Deadline:
 class Figure:
     name: str
     jobs_per_s: float = 0.0
-    cpu_ms: float = float("nan")  # CPU of this process + the workers per job, during throughput
-    backend_cpu_ms: float = float("nan")  # CPU of PostgreSQL's and RabbitMQ's processes per job, meanwhile
+    #: CPU milliseconds per job during the throughput run, by who spent them (``CpuMeter``).
+    cpu_ms: dict[str, float] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)  # seconds, as the client saw them
     stored: list[float] = field(default_factory=list)  # seconds, submitted_at -> completed_at
     to_start: list[float] = field(default_factory=list)  # seconds, submitted_at -> started_at
@@ -45,9 +46,9 @@ class Figure:
         text = f"{self.name:<29} jobs_per_s={self.jobs_per_s:.1f} " + ms("p", self.latencies)
         if self.stored:
             text += " " + ms("stored_p", self.stored) + f" to_start_p50_ms={pct_ms(self.to_start, 0.5):.2f}"
-        return (
-            text + f" cpu_ms={self.cpu_ms:.2f} backend_cpu_ms={self.backend_cpu_ms:.2f} failed={self.failed}"
-        )
+        split = " ".join(f"{who}={spent:.2f}" for who, spent in self.cpu_ms.items())
+        total = sum(self.cpu_ms.values()) if self.cpu_ms else float("nan")
+        return text + f" cpu_ms={total:.2f} ({split}) failed={self.failed}"
 
 
 def pct_ms(values: list[float], fraction: float) -> float:
@@ -57,18 +58,6 @@ def pct_ms(values: list[float], fraction: float) -> float:
 
 def ms(prefix: str, values: list[float]) -> str:
     return f"{prefix}50_ms={pct_ms(values, 0.5):.2f} {prefix}99_ms={pct_ms(values, 0.99):.2f}"
-
-
-def cpu_s(pids: list[int]) -> float:
-    """CPU seconds (user + system) of this process and of ``pids`` (Linux ``/proc``; NaN elsewhere)."""
-    total = time.process_time()
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return float("nan")
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def report(figures: list[Figure]) -> None:
@@ -90,32 +79,46 @@ def report(figures: list[Figure]) -> None:
 
 
 #: The local servers' process names (``/proc/<pid>/comm``): PostgreSQL's backends, RabbitMQ's VM.
-BACKEND_PROCESSES = ("postgres", "beam.smp")
+SERVERS = {"postgres": "postgres", "beam.smp": "rabbitmq"}
 
 
-class BackendCpu:
-    """CPU seconds of every PostgreSQL and RabbitMQ process between ``start`` and ``stop``,
-    including backends that connected meanwhile; a backend that exits meanwhile is lost."""
+class CpuMeter:
+    """CPU seconds (user + system, from Linux ``/proc``) between ``start`` and ``stop`` of this
+    process (``client``), of ``workers``, and of every PostgreSQL and RabbitMQ process (backends
+    that connected meanwhile included; one that exited meanwhile is lost)."""
+
+    def __init__(self, workers: list[int]) -> None:
+        self._workers = workers
 
     def start(self) -> None:
-        self._before = _backend_ticks()
+        self._before = self._read()
 
-    def stop(self) -> float:
-        after = _backend_ticks()
-        ticks = sum(t - self._before.get(pid, 0) for pid, t in after.items())
-        return ticks / os.sysconf("SC_CLK_TCK")
+    def stop(self, jobs: int) -> dict[str, float]:
+        """Milliseconds per job, by who spent them."""
+        after = self._read()
+        spent = {who: 0.0 for who in ("client", "workers", *SERVERS.values())}
+        for (who, pid), ticks in after.items():
+            spent[who] += ticks - self._before.get((who, pid), 0)
+        return {who: ticks * 1000 / _HZ / jobs for who, ticks in spent.items()}
+
+    def _read(self) -> dict[tuple[str, int], float]:
+        ticks: dict[tuple[str, int], float] = {("client", 0): time.process_time() * _HZ}
+        for pid in self._workers:
+            ticks["workers", pid] = _ticks(pid) or 0
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if (who := SERVERS.get((proc / "comm").read_text().strip())) is not None:
+                        ticks[who, int(proc.name)] = _ticks(int(proc.name)) or 0
+        return ticks
 
 
-def _backend_ticks() -> dict[int, int]:
-    ticks: dict[int, int] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if (proc / "comm").read_text().strip() not in BACKEND_PROCESSES:
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks[int(proc.name)] = int(fields[11]) + int(fields[12])
-    return ticks
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])

@@ -1,8 +1,9 @@
 """JobStore, JobHistory and ChangeFeed on PostgreSQL, through psycopg directly (``pg_raw``).
 
 URL:      postgresql+psycopg://… (``adapters.sql.database`` picks this store for PostgreSQL)
-Features: every change one statement (``jobs_pg``) in autocommit · claims in one
-          ``UPDATE … RETURNING`` · outbox drained by one process at a time (advisory lock)
+Features: every change one statement (``jobs_pg``) · changes that coincide committed
+          together (``pg_batch``) · claims in one ``UPDATE … RETURNING`` · outbox drained
+          by one process at a time (advisory lock)
 Extra:    cloud (psycopg, psycopg_pool)
 
 The statements are ``adapters.sql.jobs``' and ``jobs_pg``'s SQLAlchemy ones, compiled once;
@@ -49,6 +50,7 @@ from adapters.sql.jobs_rows import (
     job_row,
     outbox_rows,
 )
+from adapters.sql.pg_batch import GroupCommit
 from adapters.sql.pg_raw import PgRunner, unavailable
 from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobExists, JobNotFound, JobStatus
 from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
@@ -82,13 +84,14 @@ class PgJobStore:
 
     def __init__(self, runner: PgRunner) -> None:
         self._db = runner
+        self._writes = GroupCommit(runner)  # job changes: committed together when they coincide
 
     async def add(self, job: Job, events: Sequence[JobEvent]) -> None:
         topics = outbox_rows(job.id, events, job.submitted_at)
         params = jobs_pg.job_params(JOB_COLUMNS, job_row(job, time=_time, doc=_doc))
         params |= jobs_pg.side_params(event_rows(events, time=_time, doc=_doc), None, topics)
         try:
-            await self._db.one(jobs_pg.add_statement(len(events), len(topics)), params)
+            await self._writes.write(jobs_pg.add_statement(len(events), len(topics)), params, key=job.id)
         except psycopg.errors.UniqueViolation as exc:  # the primary key: nothing else is unique
             raise JobExists(job.id) from exc
 
@@ -112,7 +115,8 @@ class PgJobStore:
         params = jobs_pg.job_params(JOB_COLUMNS[1:], job_row(stored, time=_time, doc=_doc)[1:])
         params |= {"b_id": job.id, "b_expected": expected_version}
         params |= jobs_pg.side_params(event_rows(events, time=_time, doc=_doc), beat, topics)
-        row = await self._db.one(jobs_pg.save_statement(len(events), len(topics), beat is not None), params)
+        statement = jobs_pg.save_statement(len(events), len(topics), beat is not None)
+        row = await self._writes.write(statement, params, key=job.id)
         return stored if row is not None and row[0] == 1 else None
 
     async def claim(self, job_id: str, claim: Claim) -> Job | None:
@@ -123,7 +127,7 @@ class PgJobStore:
         rows = event_rows(events, time=_time, doc=_doc)
         params |= jobs_pg.side_params(rows, None, outbox_rows(job_id, events, claim.at))
         statement = jobs_pg.claim_statement(claim_update(len(claim.deadlines), returning=True, postgres=True))
-        row = await self._db.one(statement, params)
+        row = await self._writes.write(statement, params, key=job_id)
         return _job(row) if row is not None else None
 
     async def list(self, query: JobQuery) -> Sequence[Job]:
