@@ -21,11 +21,10 @@ matched row with MATCH's own tokenizer.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any, Self
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -63,10 +62,8 @@ _PG_UPSERT = sa.text(
 )
 
 
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
+#: msgspec writes datetimes as RFC 3339 itself, several times faster than ``json`` with a hook.
+_JSON_ENCODE = msgspec.json.Encoder().encode
 
 
 class SqlSearchIndex:
@@ -97,7 +94,7 @@ class SqlSearchIndex:
             async with self.database.engine.begin() as conn:
                 if self._dialect == "postgresql":
                     # One statement for the batch, not one per document (executemany).
-                    await conn.execute(_PG_UPSERT, {"docs": json.dumps(rows, default=_iso)})
+                    await conn.execute(_PG_UPSERT, {"docs": _JSON_ENCODE(rows).decode()})
                 else:
                     await conn.execute(self._upsert_statement(), rows)
 

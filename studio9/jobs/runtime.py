@@ -75,12 +75,19 @@ class JobRuntime:
             inputs=self.inputs,
             scratch=scratch,
         )
-        beats = asyncio.create_task(self._heartbeats(job, ctx))
+        # Most jobs end before their first heartbeat is due: a timer, not a task, until then.
+        beating: list[asyncio.Task[None]] = []
+        first_beat = asyncio.get_running_loop().call_later(
+            self.service.policy.heartbeat_interval,
+            lambda: beating.append(asyncio.create_task(self._heartbeats(job, ctx))),
+        )
         self._held[job.id] = job
         try:
             outcome = await self._execute(job, job_type, ctx)
         finally:
-            beats.cancel()
+            first_beat.cancel()
+            for beats in beating:
+                beats.cancel()
             if scratch.exists():  # most handlers never make it: spare them a thread hop
                 await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
         try:
@@ -226,18 +233,20 @@ class JobRuntime:
         return Outcome(kind="completed", result=result)
 
     async def _heartbeats(self, job: Job, ctx: JobContext) -> None:
+        """Beat now, then every ``heartbeat_interval`` (started when the first beat is due)."""
         interval = self.service.policy.heartbeat_interval
         while True:
-            await asyncio.sleep(interval)
             try:
                 current = await self._beat(job, ctx)
             except Exception:  # the next beat tries again; the lease covers a few misses
                 log.warning("job_heartbeat_failed", job_id=job.id, exc_info=True)
-                continue
-            if current.status is not JobStatus.RUNNING or current.lease_owner != self.worker_id:
-                ctx.interrupt("lease_lost" if current.status is JobStatus.RUNNING else current.status.value)
-            elif current.cancel_requested:
-                ctx.interrupt("cancelled")
+            else:
+                running = current.status is JobStatus.RUNNING
+                if not running or current.lease_owner != self.worker_id:
+                    ctx.interrupt("lease_lost" if running else current.status.value)
+                elif current.cancel_requested:
+                    ctx.interrupt("cancelled")
+            await asyncio.sleep(interval)
 
     async def _beat(self, job: Job, ctx: JobContext) -> Job:
         progress = ctx.progress
@@ -337,9 +346,9 @@ class JobRuntime:
                     error=outcome.error,
                     **common,
                 )
+            # A job that made no temporary resources is marked clean (``cleaned_at``) without a
+            # ``resources_cleaned`` event: that event says the supervisor removed something.
             events.append(event)
-            if "cleaned_at" in common and changed.is_terminal:
-                events.append(note(changed, "resources_cleaned", self.worker_id, now))
             return changed, events
 
         stored = await self.service.update(job.id, decide, current=self._held.get(job.id, job))

@@ -12,12 +12,12 @@ carry the time they were read and the newer one wins; events may repeat.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+import msgspec
 import structlog
 
 from studio9.auth.domain import Principal
@@ -40,14 +40,14 @@ def job_document(job: Job, heartbeats: Sequence[Heartbeat], read_at: datetime) -
     parts = [
         job.type,
         job.status.value,
-        json.dumps(dict(job.params), default=str),
+        _json_text(job.params),
         job.message or "",
         *messages,
     ]
     if job.error:
         parts += [job.error.code, job.error.message]
     if job.result:
-        parts.append(json.dumps(dict(job.result), default=str))
+        parts.append(_json_text(job.result))
     body = {
         "type": job.type,
         "status": job.status.value,
@@ -63,6 +63,15 @@ def job_document(job: Job, heartbeats: Sequence[Heartbeat], read_at: datetime) -
         updated_at=read_at,
         body=body,
     )
+
+
+def _json_text(value: Any) -> str:
+    # UTF-8 as it is: ``json.dumps`` escaped non-ASCII letters, so "café" in a job's params
+    # was indexed as the words "caf" and "u00e9" and no search for it matched.
+    return _JSON_ENCODE(value).decode()
+
+
+_JSON_ENCODE = msgspec.json.Encoder(enc_hook=str).encode
 
 
 @attrs.define
