@@ -129,6 +129,10 @@ class SqlDatabase:
         for thread in self._job_threads:
             await thread.aclose()
         if self._job_runner is not None:
+            from adapters.sql.jobs_pg_store import PgJobStore  # loaded for PostgreSQL URLs only
+
+            if isinstance(self.jobs, PgJobStore):
+                await self.jobs.aclose()  # its batches in flight finish before the pool closes
             await self._job_runner.aclose()
         await self.engine.dispose()
 

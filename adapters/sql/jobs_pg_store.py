@@ -95,6 +95,10 @@ class PgJobStore:
         except psycopg.errors.UniqueViolation as exc:  # the primary key: nothing else is unique
             raise JobExists(job.id) from exc
 
+    async def aclose(self) -> None:
+        """Let the batches in flight finish (their callers wait for them) before the pool closes."""
+        await self._writes.aclose()
+
     async def get(self, job_id: str) -> Job:
         row = await self._db.one(GET, {"b_id": job_id})
         if row is None:

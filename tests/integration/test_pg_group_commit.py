@@ -156,3 +156,15 @@ async def test_a_failed_batch_leaves_no_stale_prepared_statement(postgres_url: s
         assert await writes.write(insert, {"id": "m6"}, key="m6") == ("m6",)
     finally:
         await runner.aclose()
+
+
+async def test_closing_the_database_lets_batches_in_flight_finish(database: Any) -> None:
+    store = database.jobs
+    await store.add(_job(), [])  # opens the pool
+    jobs = [_job() for _ in range(10)]
+    adding = [asyncio.create_task(store.add(job, [])) for job in jobs]
+    await asyncio.sleep(0)  # queued, and a flusher started
+    # When the process closes its database while the batch is being written
+    await database.aclose()
+    # Then every caller gets its answer: the batch was written, not cut off
+    assert await asyncio.gather(*adding) == [None] * len(jobs)
