@@ -8,6 +8,7 @@ from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from studio9.api.paging import page_of
 from studio9.auth.domain import ApiToken, IssuedToken, Principal, Role, User
 from studio9.auth.service import AuthService
 
@@ -157,10 +158,8 @@ class UserController(Controller):
     ) -> UserListOut:
         """Users ordered by id (admin only); pass ``next_cursor`` back as ``cursor``."""
         users = await auth_service.list_users(principal, limit=limit + 1, after=cursor)
-        page = list(users[:limit])
-        return UserListOut(
-            [UserOut.from_domain(u) for u in page], next_cursor=page[-1].id if len(users) > limit else None
-        )
+        page, next_cursor = page_of(users, limit, lambda user: user.id)
+        return UserListOut([UserOut.from_domain(u) for u in page], next_cursor=next_cursor)
 
     @get("/{user_id:str}", operation_id="GetUser")
     async def get_user(

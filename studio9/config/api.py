@@ -8,6 +8,7 @@ from litestar import Controller, Response, delete, get, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from studio9.api.paging import page_of
 from studio9.auth.domain import Principal
 from studio9.config.domain import ConfigSetting, ConfigSettingVersion
 from studio9.config.service import ConfigService
@@ -134,12 +135,9 @@ class ConfigSettingController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> SettingPageOut:
         """The service's settings by name; ``tag`` keeps those carrying it."""
-        found = list(await config_service.list(principal, service, tag=tag, limit=limit + 1, after=cursor))
-        page = found[:limit]
-        return SettingPageOut(
-            [SettingOut.from_domain(s) for s in page],
-            next_cursor=page[-1].name if len(found) > limit else None,
-        )
+        found = await config_service.list(principal, service, tag=tag, limit=limit + 1, after=cursor)
+        page, next_cursor = page_of(found, limit, lambda setting: setting.name)
+        return SettingPageOut([SettingOut.from_domain(s) for s in page], next_cursor=next_cursor)
 
     @get("/{name:str}/history", operation_id="GetConfigSettingHistory")
     async def history(

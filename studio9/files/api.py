@@ -26,6 +26,7 @@ from multipart import (  # type: ignore[import-untyped]  # Litestar's own multip
     PushMultipartParser,
 )
 
+from studio9.api.paging import page_of
 from studio9.auth.domain import Principal
 from studio9.errors import InvalidInput, MalformedRequest
 from studio9.files.domain import StoredFile
@@ -106,10 +107,8 @@ class FileController(Controller):
     ) -> FileListOut:
         """The caller's files (admins: everyone's), newest first; pass ``next_cursor`` back as ``cursor``."""
         files = await file_service.list(principal, limit=limit + 1, after=cursor)
-        page = list(files[:limit])
-        return FileListOut(
-            [FileOut.from_domain(f) for f in page], next_cursor=page[-1].id if len(files) > limit else None
-        )
+        page, next_cursor = page_of(files, limit, lambda file: file.id)
+        return FileListOut([FileOut.from_domain(f) for f in page], next_cursor=next_cursor)
 
     @get("/{file_id:str}", operation_id="GetFile")
     async def get_file(

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 from litestar.response import Redirect, Stream
 
+from studio9.api.paging import page_of
 from studio9.auth.domain import Principal
 from studio9.errors import NotFound
 from studio9.files.ports import BlobStore, Presigner
@@ -211,10 +212,8 @@ class JobController(Controller):
                 principal, JobQuery(owner_id=owner, type=type, status=status, limit=limit + 1, before=cursor)
             )
         )
-        page = jobs[:limit]
-        return JobPageOut(
-            [JobOut.from_domain(j) for j in page], next_cursor=page[-1].id if len(jobs) > limit else None
-        )
+        page, next_cursor = page_of(jobs, limit, lambda job: job.id)
+        return JobPageOut([JobOut.from_domain(j) for j in page], next_cursor=next_cursor)
 
     @get("/{job_id:str}", operation_id="GetJob")
     async def get_job(

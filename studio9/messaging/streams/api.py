@@ -9,6 +9,7 @@ from litestar import delete as delete_route
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from studio9.api.paging import page_of
 from studio9.auth.domain import Principal
 from studio9.config.urls import redact
 from studio9.messaging.streams.domain import (
@@ -173,12 +174,9 @@ class StreamController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> StreamPageOut:
         """The caller's streams (an admin's: every one), oldest first."""
-        found = list(await stream_service.list(principal, limit=limit + 1, after=cursor))
-        page = found[:limit]
-        return StreamPageOut(
-            [StreamOut.from_domain(v) for v in page],
-            next_cursor=page[-1].spec.id if len(found) > limit else None,
-        )
+        found = await stream_service.list(principal, limit=limit + 1, after=cursor)
+        page, next_cursor = page_of(found, limit, lambda view: view.spec.id)
+        return StreamPageOut([StreamOut.from_domain(v) for v in page], next_cursor=next_cursor)
 
     @get("/{stream_id:str}", operation_id="GetStream")
     async def get_stream(
@@ -254,8 +252,6 @@ class StreamController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> BatchPageOut:
         """The stream's batches and the job each became, newest first."""
-        found = list(await stream_service.batches(principal, stream_id, limit=limit + 1, before=cursor))
-        page = found[:limit]
-        return BatchPageOut(
-            [BatchOut.from_domain(b) for b in page], next_cursor=page[-1].id if len(found) > limit else None
-        )
+        found = await stream_service.batches(principal, stream_id, limit=limit + 1, before=cursor)
+        page, next_cursor = page_of(found, limit, lambda batch: batch.id)
+        return BatchPageOut([BatchOut.from_domain(b) for b in page], next_cursor=next_cursor)
