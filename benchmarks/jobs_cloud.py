@@ -48,10 +48,11 @@ from urllib.parse import quote
 
 import dramatiq
 import psycopg
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 # Run as a script (``python benchmarks/jobs_cloud.py``): its directory is on the path.
-from jobs_cloud_figures import BenchTimeout, CpuMeter, Deadline, Figure, report
+from deadline import BenchTimeout, Deadline
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from jobs_cloud_figures import CpuMeter, Figure, report
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -16,21 +16,6 @@ AIM_RATIO, AIM_JPS, AIM_P50_MS, CELERY_JPS = 0.3, 900.0, 5.0, 484.0
 AIM = {True: "met", False: "NOT met"}
 
 
-class BenchTimeout(Exception):
-    """The overall deadline passed."""
-
-
-@dataclass(frozen=True)
-class Deadline:
-    end: float
-
-    def left(self, what: str) -> float:
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise BenchTimeout(f"overall deadline passed while {what}")
-        return left
-
-
 @dataclass
 class Figure:
     name: str

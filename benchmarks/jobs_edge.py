@@ -44,6 +44,9 @@ from typing import Any
 
 import dramatiq
 import httpx
+
+# Run as a script: its directory is on the path.
+from deadline import BenchTimeout, Deadline
 from dramatiq.brokers.stub import StubBroker
 
 HOST = "127.0.0.1"
@@ -55,21 +58,6 @@ BUSY_POLL_S = 0.02  # throughput: how often "is anything still queued or running
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 AIM_SERVICE_JPS, AIM_HTTP_JPS, AIM_P50_MS = 500.0, 300.0, 10.0
 STOP_TIMEOUT_S = 10.0
-
-
-class BenchTimeout(Exception):
-    """The overall deadline passed."""
-
-
-@dataclass(frozen=True)
-class Deadline:
-    end: float
-
-    def left(self, what: str) -> float:
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise BenchTimeout(f"overall deadline passed while {what}")
-        return left
 
 
 @dataclass

@@ -46,6 +46,9 @@ from typing import Any
 import attrs
 import psycopg
 
+# Run as a script: its directory is on the path.
+from deadline import BenchTimeout
+
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
 from studio9.config import Settings
@@ -81,10 +84,6 @@ ERRORS = (
     ("lost", "worker {0} stopped sending heartbeats during {1}"),
     ("start_timeout", "no worker started the job within 300 s ({0} queue {1})"),
 )
-
-
-class BenchTimeout(Exception):
-    """The overall deadline passed."""
 
 
 def check(deadline: float, what: str) -> None:
