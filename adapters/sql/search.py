@@ -62,7 +62,7 @@ _PG_UPSERT = sa.text(
 )
 
 
-#: msgspec writes datetimes as RFC 3339 itself, several times faster than ``json`` with a hook.
+#: msgspec writes datetimes as RFC 3339 itself; ``json`` called a Python hook for each one.
 _JSON_ENCODE = msgspec.json.Encoder().encode
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -96,7 +97,7 @@ async def test_a_failing_change_gets_its_error_and_the_others_are_written(databa
         await store.add(_job(taken.id), [])
 
 
-async def test_two_changes_of_one_job_are_applied_in_order(database: Any) -> None:
+async def test_two_claims_of_one_job_at_once_leave_one_winner(database: Any) -> None:
     store = database.jobs
     job = _job()
     await store.add(job, [])
@@ -107,6 +108,25 @@ async def test_two_changes_of_one_job_are_applied_in_order(database: Any) -> Non
     winner = claimed or other
     assert winner is not None and winner.status is JobStatus.RUNNING and winner.attempt == 1
     assert (await store.get(job.id)).version == winner.version
+
+
+async def test_two_changes_of_one_job_in_one_batch_apply_in_the_order_they_came(database: Any) -> None:
+    store = database.jobs
+    job, other = _job(), _job()
+    await asyncio.gather(store.add(job, []), store.add(other, []))
+    current = await store.get(job.id)
+    first = attrs.evolve(current, message="first")
+    second = attrs.evolve(current, message="second", version=current.version + 1)
+    # When a change and the change made from it are queued together, among another job's
+    saved = await asyncio.gather(
+        store.save(first, expected_version=current.version),
+        store.save(attrs.evolve(other, message="x"), expected_version=other.version),
+        store.save(second, expected_version=current.version + 1),
+    )
+    # Then both apply, the second on top of the first
+    assert all(s is not None for s in saved)
+    stored = await store.get(job.id)
+    assert (stored.message, stored.version) == ("second", current.version + 2)
 
 
 async def test_a_lost_database_fails_every_waiting_change(
