@@ -67,7 +67,6 @@ class PgRunner:
             kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
             configure=_configure,
             check=self._check,
-            reset=self._returned,
             timeout=max(timeout, 30.0),
             open=False,
             name="studio9-jobs",
@@ -109,15 +108,18 @@ class PgRunner:
                 await self._pool.open(wait=False)
                 self._opened = True
             async with self._pool.connection() as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    # Stamped here, not in a pool ``reset`` callback: with one, the pool hands
+                    # every returned connection to its worker task instead of taking it back
+                    # at once (a task hop per statement, and a connection out of reach meanwhile).
+                    self._idle_since[conn] = time.monotonic()
 
     async def aclose(self) -> None:
         if self._opened:
             self._opened = False
             await self._pool.close()
-
-    async def _returned(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._idle_since[conn] = time.monotonic()
 
     async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
         idle_since = self._idle_since.get(conn)
