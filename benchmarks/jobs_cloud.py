@@ -17,12 +17,14 @@ completed; ``stored_*``: completed_at - submitted_at); throughput: ``--jobs`` fr
 senders / (first send -> last run; Studio9: until a count of submitted, queued and running jobs,
 on a connection of its own and the status index, polled every 10 ms, shows none); ``cpu_ms``:
 CPU per job meanwhile, split into this process (``client``), the workers, and the local
-PostgreSQL and RabbitMQ processes (all of them: run it on an otherwise quiet machine). Then the
-best Studio9 / bare, and the aims.
+PostgreSQL and RabbitMQ processes (all of them: run it on an otherwise quiet machine).
+Every Studio9 run comes right after a bare run of its own, and those pairs repeat ``--rounds``
+times (3); a target's ratio is the median of its rounds' Studio9 / bare. Then the best ratio,
+and the aims.
 Bounded by ``--deadline``; processes, databases and the vhost are removed whatever happens.
 From the repository root:
 
-    .venv/bin/python benchmarks/jobs_cloud.py [--jobs 2000] [--latency-samples 100] [--workers 1,2,4]
+    .venv/bin/python benchmarks/jobs_cloud.py [--jobs 2000] [--workers 1,2,4] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -309,13 +311,21 @@ def parse_args() -> argparse.Namespace:
     counts = lambda text: [int(n) for n in text.split(",")]  # noqa: E731 - "1,2,4"
     parser.add_argument("--workers", type=counts, default=[1, 2, 4], help="worker processes (1,2,4)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker process (default 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="bare + Studio9 runs per worker count (3)")
     parser.add_argument("--bare-processes", type=int, help="bare Dramatiq processes (default: max --workers)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent senders (default 16)")
     parser.add_argument("--poll-ms", type=float, default=1.0, help="Studio9 latency poll interval (1 ms)")
-    parser.add_argument("--deadline", type=float, default=600.0, help="overall limit in seconds (600)")
+    parser.add_argument("--deadline", type=float, default=900.0, help="overall limit in seconds (900)")
     args = parser.parse_args()
     args.bare_processes = args.bare_processes or max(args.workers)
-    numbers = (args.jobs, args.latency_samples, args.threads, args.bare_processes, args.concurrency)
+    numbers = (
+        args.jobs,
+        args.latency_samples,
+        args.threads,
+        args.rounds,
+        args.bare_processes,
+        args.concurrency,
+    )
     if min(*numbers, *args.workers) < 1 or args.deadline <= 0 or args.poll_ms <= 0:
         parser.error("every count, --poll-ms and --deadline must be positive")
     return args
@@ -325,24 +335,35 @@ def run(args: argparse.Namespace) -> int:
     from studio9.logs import configure_logging
 
     deadline = Deadline(time.monotonic() + args.deadline)
-    shown = ("jobs", "latency_samples", "threads", "workers", "bare_processes", "concurrency", "poll_ms")
+    shown = (
+        "jobs",
+        "latency_samples",
+        "threads",
+        "workers",
+        "rounds",
+        "bare_processes",
+        "concurrency",
+        "poll_ms",
+    )
     print(*(f"{k}={getattr(args, k)}".replace(" ", "") for k in shown), f"cpus={os.cpu_count()}", flush=True)
     configure_logging("warning", "json")  # for this process's own Studio9 container
-    figures: list[Figure] = []
+    pairs: list[tuple[Figure, Figure]] = []  # (bare, the Studio9 run right after it)
     with tempfile.TemporaryDirectory(prefix="studio9-jobs-cloud-") as tmp, vhost() as amqp_url:
         try:
-            figures.append(bare(args, amqp_url, deadline))
-            for count in args.workers:
-                figures.append(studio9(args, count, amqp_url, Path(tmp), deadline))
+            for number in range(args.rounds):
+                (workdir := Path(tmp) / f"round{number}").mkdir()
+                for count in args.workers:
+                    baseline = bare(args, amqp_url, deadline)
+                    pairs.append((baseline, studio9(args, count, amqp_url, workdir, deadline)))
         except (BenchTimeout, TimeoutError, subprocess.TimeoutExpired) as exc:
-            report(figures)
+            report(pairs)
             print(
                 f"jobs_cloud: gave up after --deadline {args.deadline:g}s: {exc or 'timed out'}",
                 file=sys.stderr,
             )
             return 2
-    report(figures)
-    return 1 if any(f.failed for f in figures) else 0
+    report(pairs)
+    return 1 if any(ours.failed for _, ours in pairs) else 0
 
 
 def main() -> int:
