@@ -11,9 +11,10 @@ Extra:    cloud (aioboto3)
 
 Permissions for subscribing: sqs:CreateQueue, sqs:TagQueue, sqs:GetQueueAttributes,
 sqs:SetQueueAttributes, sqs:ReceiveMessage, sqs:DeleteMessage, sqs:DeleteQueue, sns:Subscribe,
-sns:Unsubscribe. A process killed without its exit (SIGKILL, a lost host) leaves its queue
-behind: messages in it expire after ``_RETENTION`` seconds, and the tags name host and pid so
-that such queues can be found and deleted.
+sns:Unsubscribe, sns:ListSubscriptionsByTopic, sqs:ListQueues, sqs:ListQueueTags. A process
+killed without its exit (SIGKILL, a lost host) leaves its queue behind: messages in it expire
+after ``_RETENTION`` seconds, and the other subscribers remove it once it has not been stamped
+alive for a while (``sns_orphans``); its tags name host and pid.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any, Final, Self
 
@@ -33,6 +35,7 @@ import structlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters.events import sns_orphans
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
@@ -49,7 +52,6 @@ _RETENTION: Final = 300
 _RETRY_FIRST: Final = 0.5
 _RETRY_MAX: Final = 30.0
 _ERRORS: Final = (BotoCoreError, ClientError, aiohttp.ClientError, BackendUnavailable)
-_QUEUE_GONE: Final = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 class SnsEventPublisher:
@@ -178,6 +180,7 @@ class SnsEventPublisher:
                     missed = False
                     ready.set()
                     log.info("event_subscription_started", topic=self.topic, queue=inbox.name)
+                await self._upkeep(inbox)
                 answer = await inbox.sqs.receive_message(
                     QueueUrl=inbox.url, MaxNumberOfMessages=_BATCH, WaitTimeSeconds=_WAIT
                 )
@@ -196,7 +199,7 @@ class SnsEventPublisher:
                     await inbox.sqs.delete_message_batch(QueueUrl=inbox.url, Entries=entries)
                 delay = _RETRY_FIRST
             except _ERRORS as exc:
-                if _code(exc) in _QUEUE_GONE:
+                if _code(exc) in sns_orphans.QUEUE_GONE:
                     inbox.ready = False  # deleted under us: make another one
                 missed = True
                 log.warning("event_subscription_failed", topic=self.topic, error=_code(exc), retry_in=delay)
@@ -207,13 +210,9 @@ class SnsEventPublisher:
         """Create the queue, let the topic write to it, subscribe it; leftovers go first."""
         await self._tear_down(inbox)
         topic_arn = await self._topic_arn()
-        inbox.name = f"{self.topic[:50]}-sub-{secrets.token_hex(6)}"
-        tags = {
-            "studio9": "event-subscription",
-            "studio9-topic": self.topic,
-            "studio9-host": socket.gethostname()[:200],
-            "studio9-pid": str(os.getpid()),
-        }
+        inbox.name = f"{sns_orphans.queue_prefix(self.topic)}{secrets.token_hex(6)}"
+        owner = {"studio9-host": socket.gethostname()[:200], "studio9-pid": str(os.getpid())}
+        tags = sns_orphans.tags(self.topic, time.time(), **owner)
         created = await inbox.sqs.create_queue(
             QueueName=inbox.name, Attributes={"MessageRetentionPeriod": str(_RETENTION)}, tags=tags
         )
@@ -247,6 +246,24 @@ class SnsEventPublisher:
         )
         inbox.subscription = str(answer["SubscriptionArn"])
         inbox.ready = True
+        inbox.renew_at = time.monotonic() + sns_orphans.RENEW_EVERY
+
+    async def _upkeep(self, inbox: _Inbox) -> None:
+        """Stamp our queue as alive and remove dead processes' queues, when due. A failure is
+        logged and tried again at the next due time: it must not stop the events."""
+        now = time.monotonic()
+        try:
+            if now >= inbox.renew_at and inbox.url is not None:
+                inbox.renew_at = now + sns_orphans.RENEW_EVERY
+                await sns_orphans.renew(inbox.sqs, inbox.url, time.time())
+            if now >= inbox.sweep_at:
+                inbox.sweep_at = now + sns_orphans.SWEEP_EVERY
+                arn = await self._topic_arn()
+                await sns_orphans.sweep(
+                    inbox.sqs, self._client, topic=self.topic, topic_arn=arn, keep=inbox.url, now=time.time()
+                )
+        except _ERRORS as exc:
+            log.warning("event_queue_upkeep_failed", topic=self.topic, queue=inbox.name, error=_code(exc))
 
     async def _tear_down(self, inbox: _Inbox) -> None:
         """Unsubscribe and delete the queue, as far as they exist; failures are logged only
@@ -278,6 +295,9 @@ class _Inbox:
         self.subscription: str | None = None
         #: Queue and subscription both in place (False: make them, after removing leftovers).
         self.ready = False
+        #: When (``time.monotonic()``) to stamp the queue again, and to look for dead processes'
+        #: queues (at once, then every ``SWEEP_EVERY``).
+        self.renew_at = self.sweep_at = 0.0
 
 
 def _background(coroutine: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
