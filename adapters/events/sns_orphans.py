@@ -24,6 +24,7 @@ log = structlog.get_logger()
 
 #: The error codes of a queue that does not exist (SQS's JSON and query protocols).
 QUEUE_GONE: Final = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+_SUBSCRIPTION_GONE: Final = frozenset({"NotFound"})
 KIND_TAG: Final = "studio9"
 KIND: Final = "event-subscription"
 TOPIC_TAG: Final = "studio9-topic"
@@ -66,7 +67,8 @@ async def sweep(sqs: Any, sns: Any, *, topic: str, topic_arn: str, keep: str | N
     async for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
         for subscription in page.get("Subscriptions", []):
             if subscription.get("Endpoint") in orphans:
-                await sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+                arn = subscription["SubscriptionArn"]
+                await _unless_gone(sns.unsubscribe(SubscriptionArn=arn), gone=_SUBSCRIPTION_GONE)
     removed = 0
     for url in orphans.values():
         if await _unless_gone(sqs.delete_queue(QueueUrl=url)) is not None:
@@ -93,11 +95,12 @@ async def _orphan_arn(sqs: Any, url: str, topic: str, now: float) -> str | None:
     return str(attributes["QueueArn"]) if now - seen > ORPHANED_AFTER and "QueueArn" in attributes else None
 
 
-async def _unless_gone(call: Awaitable[Any]) -> Any:
-    """The answer of ``call``, or None when its queue no longer exists (another sweeper was first)."""
+async def _unless_gone(call: Awaitable[Any], *, gone: frozenset[str] = QUEUE_GONE) -> Any:
+    """The answer of ``call``, or None when what it acts on no longer exists (another sweeper
+    was first)."""
     try:
         return await call
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in QUEUE_GONE:
+        if exc.response.get("Error", {}).get("Code") in gone:
             return None
         raise

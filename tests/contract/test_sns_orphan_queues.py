@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import aioboto3
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -125,3 +126,23 @@ async def test_a_failed_sweep_neither_stops_the_events_nor_loses_any(
             )
             await eventually(lambda: len(recorder.events) == 1, timeout=20)
             assert recorder.gaps == 1  # the one of the start: the failed sweep did not stop the polling
+
+
+async def test_two_sweepers_at_once_both_finish(moto_endpoint: str, topic: tuple[str, str]) -> None:
+    name, arn = topic
+    prefix = sns_orphans.queue_prefix(name)
+    stale = time.time() - sns_orphans.ORPHANED_AFTER - 60
+    for n in range(3):
+        _subscribed_queue(moto_endpoint, arn, f"{prefix}dead{n}", sns_orphans.tags(name, stale))
+    session = aioboto3.Session()
+    async with (
+        session.client("sqs", endpoint_url=moto_endpoint, region_name=REGION) as sqs,
+        session.client("sns", endpoint_url=moto_endpoint, region_name=REGION) as sns,
+    ):
+        # Two processes starting together find the same dead queues; neither fails on the other's work
+        now = time.time()
+        removed = await asyncio.gather(
+            *(sns_orphans.sweep(sqs, sns, topic=name, topic_arn=arn, keep=None, now=now) for _ in "ab")
+        )
+    assert sum(removed) >= 3
+    assert _queues(moto_endpoint, prefix) == set() and _endpoints(moto_endpoint, arn) == set()
