@@ -56,6 +56,7 @@ class JobRow(Base):
     error_details: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     cleaned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=0)
+    lost_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class JobEventRow(Base):

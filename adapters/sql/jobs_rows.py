@@ -32,7 +32,7 @@ JOB_COLUMNS = (
     "max_attempts", "timeout_seconds", "submitted_at", "queued_at", "started_at", "completed_at",
     "cancel_requested_at", "not_before", "dispatched_at", "deadline_at", "progress", "eta_seconds",
     "message", "last_heartbeat_at", "lease_owner", "lease_expires_at", "result", "outputs",
-    "error_code", "error_message", "error_details", "cleaned_at", "version",
+    "error_code", "error_message", "error_details", "cleaned_at", "version", "lost_attempts",
 )  # fmt: skip
 EVENT_COLUMNS = ("job_id", "at", "from_status", "to_status", "reason", "actor", "details")
 HEARTBEAT_COLUMNS = ("job_id", "at", "attempt", "progress", "eta_seconds", "message")
@@ -83,6 +83,7 @@ def job_row(job: Job, time: Codec = _same, doc: Codec = _same) -> tuple[Any, ...
         doc(dict(job.result) if job.result is not None else None), doc(list(job.outputs)),
         error.code if error else None, error.message if error else None,
         doc(dict(error.details) if error else None), time(job.cleaned_at), job.version,
+        job.lost_attempts,
     )  # fmt: skip
 
 
@@ -93,7 +94,7 @@ def job_from_row(row: Sequence[Any], time: Codec = _same, doc: Codec = _same) ->
         timeout_seconds, submitted_at, queued_at, started_at, completed_at, cancel_requested_at,
         not_before, dispatched_at, deadline_at, progress, eta_seconds, message, last_heartbeat_at,
         lease_owner, lease_expires_at, result, outputs, error_code, error_message, error_details,
-        cleaned_at, version,
+        cleaned_at, version, lost_attempts,
     ) = row  # fmt: skip
     error = None
     if error_code is not None:
@@ -128,6 +129,7 @@ def job_from_row(row: Sequence[Any], time: Codec = _same, doc: Codec = _same) ->
         error=error,
         cleaned_at=time(cleaned_at),
         version=version,
+        lost_attempts=lost_attempts or 0,
     )
 
 

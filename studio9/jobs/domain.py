@@ -64,8 +64,12 @@ class Job:
     priority: int = 0
     status: JobStatus = JobStatus.SUBMITTED
     cancel_requested: bool = False
+    #: Claims so far (each attempt's number is unique, so a late worker cannot pass for a new one).
     attempt: int = 0
+    #: Attempts for handler errors (attempts lost with their worker do not count against it).
     max_attempts: int = 1
+    #: Attempts whose worker died (lease expired): the platform's failures, not the job's.
+    lost_attempts: int = 0
     timeout_seconds: float = 3600.0
     submitted_at: datetime
     queued_at: datetime | None = None
@@ -95,6 +99,11 @@ class Job:
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+    @property
+    def handler_attempts(self) -> int:
+        """Attempts that count against ``max_attempts``: those not lost with their worker."""
+        return self.attempt - self.lost_attempts
 
 
 @attrs.frozen(kw_only=True)
@@ -145,6 +154,11 @@ class JobAlreadyFinished(Conflict):
         super().__init__(f"job {job.id!r} is already {job.status.value}", status=job.status.value)
 
 
+def error_details(error: JobError) -> dict[str, Any]:
+    """``error`` as the ``details`` of the event that records it (the job keeps only the last one)."""
+    return {"code": error.code, "message": error.message, **dict(error.details)}
+
+
 def transition(
     job: Job, to: JobStatus, *, at: datetime, reason: str, actor: str, **changes: Any
 ) -> tuple[Job, JobEvent]:
@@ -162,6 +176,9 @@ def transition(
         stamps = {"started_at": at}
     elif to in TERMINAL:
         stamps = {"completed_at": at, "lease_owner": None, "lease_expires_at": None}
+        if to is not JobStatus.FAILED:
+            # An earlier attempt's error is not why this one ended; its event keeps it.
+            stamps["error"] = None
         if to is JobStatus.COMPLETED:
             stamps["progress"] = 1.0
     moved = attrs.evolve(job, status=to, **{**stamps, **changes})

@@ -138,6 +138,10 @@ class _Progress:
         self._callback = callback
         self._last = 0.0
 
+    @property
+    def last(self) -> float:
+        return self._last
+
     def report(self, fraction: float) -> None:
         self._last = max(self._last, min(1.0, fraction))
         if self._callback is not None:
@@ -183,9 +187,17 @@ def _resolve_format(path: Path, head: bytes, requested: FileFormat | None) -> Fi
     return requested
 
 
-def _fold(batch: pa.RecordBatch, columns: list[ColumnProfile]) -> int:
-    for column, values in zip(columns, batch.columns, strict=True):
+def _fold(batch: pa.RecordBatch, columns: list[ColumnProfile], progress: _Progress, reached: float) -> int:
+    """Fold one batch into the sketches, reporting after every column on the way to ``reached``:
+    one column of a batch is at most a few tenths of a second of work (the switch from exact
+    counts to sketches included), while a wide batch can take seconds, and a cancel or a
+    progress bar should not wait for it."""
+    start, width = progress.last, len(columns)
+    for done, (column, values) in enumerate(zip(columns, batch.columns, strict=True), start=1):
         column.update(values)
+        progress.report(start + (reached - start) * done / width)
+    if not columns:
+        progress.report(reached)
     return int(batch.num_rows)
 
 
@@ -206,8 +218,7 @@ def _profile_parquet(
             raise InvalidInput(f"{path.name} is not a readable Parquet file: {exc}", file=path.name) from exc
         rows = 0
         for batch in _parquet_batches(batches, path):
-            rows += _fold(batch, columns)
-            progress.report(rows / total if total else 1.0)
+            rows += _fold(batch, columns, progress, (rows + batch.num_rows) / total if total else 1.0)
         return rows, columns
 
 
@@ -278,8 +289,7 @@ def _csv_pass(
             columns = [ColumnProfile(field.name, field.type, limits) for field in reader.schema]
             rows = 0
             for blocks, batch in enumerate(_csv_batches(reader, plan, path), start=1):
-                rows += _fold(batch, columns)
-                progress.report(min(blocks * plan.block_size, source.tell()) / size)
+                rows += _fold(batch, columns, progress, min(blocks * plan.block_size, source.tell()) / size)
             return rows, columns
         finally:
             reader.close()

@@ -44,6 +44,10 @@ class JobType:
     max_attempts: int = 1
     #: Exceptions that make an attempt worth retrying (RetryableError always is).
     retry_on: tuple[type[BaseException], ...] = ()
+    #: Whether an attempt whose worker died may simply run again. Set False for a handler with
+    #: effects outside Studio9 that a second run would repeat (a payment, an e-mail): such a job
+    #: fails ``lost`` instead, and someone decides.
+    safe_to_rerun: bool = True
 
     def decode(self, params: Mapping[str, Any]) -> Any:
         """``params`` as the type's struct. Raises InvalidInput naming the field."""

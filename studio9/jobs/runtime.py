@@ -13,7 +13,6 @@ import asyncio
 import inspect
 import shutil
 import socket
-import traceback
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,24 +22,17 @@ import anyio.to_thread
 import attrs
 import structlog
 
+from studio9.errors import Studio9Error
 from studio9.ids import new_id
 from studio9.jobs.context import JobContext, JobInterrupted, bound_logger, job_prefix
 from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobNotFound, JobStatus, transition
+from studio9.jobs.outcomes import Outcome, failure, interrupted, timed_out
 from studio9.jobs.ports import Claim, JobBlobs, JobInputs
 from studio9.jobs.registry import JobType, JobTypeRegistry, UnknownJobType
 from studio9.jobs.service import Decision, JobService, later, note
+from studio9.jobs.watch import HeldJobWatch
 
 log = structlog.get_logger()
-
-
-@attrs.frozen(kw_only=True)
-class Outcome:
-    """How a run ended, before it is recorded."""
-
-    kind: str  # completed | failed | interrupted
-    result: dict[str, Any] | None = None
-    error: JobError | None = None
-    retryable: bool = False
 
 
 def worker_name() -> str:
@@ -57,9 +49,20 @@ class JobRuntime:
     worker_id: str = attrs.field(factory=worker_name)
     #: Jobs this worker holds right now, by id.
     _held: dict[str, Job] = attrs.field(factory=dict, init=False)
+    #: Looks for cancels between heartbeats.
+    _watch: HeldJobWatch = attrs.field(init=False)
+    #: Every ``run`` in progress, released ones included (``wait_stopped``).
+    _runs: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._watch = HeldJobWatch(self.service.store, self.worker_id)
 
     async def run(self, job_id: str) -> None:
         """Handle one delivery of ``job_id``: at-least-once in, exactly-once outcome out."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
         job = await self._claim(job_id)
         if job is None:
             return
@@ -82,9 +85,11 @@ class JobRuntime:
             lambda: beating.append(asyncio.create_task(self._heartbeats(job, ctx))),
         )
         self._held[job.id] = job
+        self._watch.add(job, ctx)
         try:
             outcome = await self._execute(job, job_type, ctx)
         finally:
+            self._watch.discard(job.id)
             first_beat.cancel()
             for beats in beating:
                 beats.cancel()
@@ -123,6 +128,8 @@ class JobRuntime:
                 return moved, [event]
 
             stored = await self.service.update(job.id, decide)
+            # Its handler stops at its next report: the job is no longer this worker's.
+            self._watch.interrupt(job.id, "released")
             if stored.status is JobStatus.QUEUED:
                 released += 1
                 self._held.pop(job.id, None)
@@ -130,6 +137,19 @@ class JobRuntime:
         if released:
             log.info("jobs_released", count=released, worker=self.worker_id)
         return released
+
+    async def wait_stopped(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for every run in progress to end, then cancel the rest
+        (a stopping process: the backends close next, and a run must not outlive them)."""
+        runs = [task for task in self._runs if task is not asyncio.current_task()]
+        if not runs:
+            return
+        _, pending = await asyncio.wait(runs, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+            log.info("job_runs_cancelled", count=len(pending), worker=self.worker_id)
 
     async def _claim(self, job_id: str) -> Job | None:
         # One write, no read: the common case (a queued, due job of a known type). Anything
@@ -202,29 +222,20 @@ class JobRuntime:
                 )
         except TimeoutError:
             ctx.interrupt("timeout")
-            return Outcome(
-                kind="failed", error=JobError(code="timeout", message=f"ran over {job_type.timeout:g}s")
-            )
+            return timed_out(job_type.timeout)
         except JobInterrupted as exc:
-            return _interrupted(exc.reason, job_type)
+            return interrupted(exc.reason, job_type.timeout)
         except asyncio.CancelledError:
             if ctx.interrupted:
-                return _interrupted(ctx._reason, job_type)
+                return interrupted(ctx._reason, job_type.timeout)
             raise
+        except Studio9Error as exc:  # expected (bad input, a missing file): the message says it all
+            ctx.log.info("job_handler_failed", error=type(exc).__name__, message=exc.message)
+            return failure(exc, retryable=job_type.is_retryable(exc))
         except Exception as exc:
-            ctx.log.warning("job_handler_failed", error=type(exc).__name__)
-            return Outcome(
-                kind="failed",
-                retryable=job_type.is_retryable(exc),
-                error=JobError(
-                    code="handler_error",
-                    message=str(exc)[:2000] or type(exc).__name__,
-                    details={
-                        "exception": type(exc).__name__,
-                        "traceback": traceback.format_exc(limit=20)[-8000:],
-                    },
-                ),
-            )
+            # The traceback stays in the server log; the job shows a code and a message.
+            ctx.log.warning("job_handler_failed", error=type(exc).__name__, exc_info=exc)
+            return failure(exc, retryable=job_type.is_retryable(exc))
         if result is not None and not isinstance(result, dict):
             return Outcome(
                 kind="failed",
@@ -307,7 +318,23 @@ class JobRuntime:
             common: dict[str, Any] = {"outputs": tuple(ctx.outputs), "eta_seconds": None}
             if not ctx.used_temp:  # nothing to clean: say so now and save the cleaner a write
                 common["cleaned_at"] = now
-            if outcome.kind == "completed":
+            if current.cancel_requested:
+                # The cancel was accepted (202) before this outcome was stored: it wins. A result,
+                # an error or outputs of the run that was asked to stop are not the job's (the
+                # cleaner deletes the outputs' blobs).
+                if ctx.outputs:
+                    common.pop("cleaned_at", None)
+                changed, event = transition(
+                    current,
+                    JobStatus.CANCELLED,
+                    at=now,
+                    reason="cancelled",
+                    actor=self.worker_id,
+                    **{**common, "outputs": ()},
+                )
+                if outcome.kind != "interrupted":
+                    events.append(note(current, f"{outcome.kind}_after_cancel_ignored", self.worker_id, now))
+            elif outcome.kind == "completed":
                 changed, event = transition(
                     current,
                     JobStatus.COMPLETED,
@@ -317,12 +344,8 @@ class JobRuntime:
                     result=outcome.result,
                     **common,
                 )
-            elif outcome.kind == "interrupted" and current.cancel_requested:
-                changed, event = transition(
-                    current, JobStatus.CANCELLED, at=now, reason="cancelled", actor=self.worker_id, **common
-                )
-            elif outcome.retryable and current.attempt < current.max_attempts:
-                delay = self.service.policy.backoff(current.attempt)
+            elif outcome.retryable and current.handler_attempts < current.max_attempts:
+                delay = self.service.policy.backoff(current.handler_attempts)
                 retry_delay[:] = [delay]
                 common.pop("cleaned_at", None)
                 changed, event = transition(
@@ -364,14 +387,10 @@ class JobRuntime:
             await self.service.dispatch(job.id, delay_seconds=retry_delay[0])
 
 
-def _interrupted(reason: str, job_type: JobType) -> Outcome:
-    if reason == "timeout":
-        return Outcome(
-            kind="failed", error=JobError(code="timeout", message=f"ran over {job_type.timeout:g}s")
-        )
-    return Outcome(kind="interrupted", error=JobError(code=reason, message=f"interrupted: {reason}"))
-
-
-async def clean_resources(blobs: JobBlobs, job_ids: Sequence[str]) -> None:
-    for job_id in job_ids:
-        await blobs.delete_prefix(job_prefix(job_id) + "temp/")
+async def clean_resources(blobs: JobBlobs, jobs: Sequence[Job]) -> None:
+    """Delete the temporary blobs of terminal jobs, and the outputs of cancelled ones (a run that
+    was asked to stop may have written some; they are not the job's)."""
+    for job in jobs:
+        await blobs.delete_prefix(job_prefix(job.id) + "temp/")
+        if job.status is JobStatus.CANCELLED:
+            await blobs.delete_prefix(job_prefix(job.id) + "outputs/")

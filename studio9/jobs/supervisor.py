@@ -6,7 +6,9 @@ others see a changed job and leave it. A sweep
 
 - re-sends queued jobs whose message may be lost (all of them at start-up), and fails
   those still unclaimed after ``start_timeout``;
-- retries, with back-off, running jobs whose lease expired (else fails them as ``lost``);
+- queues again, with back-off, running jobs whose lease expired (their worker died), up to
+  ``max_lost_attempts`` times and unless their type is not ``safe_to_rerun``; else fails
+  them as ``lost``;
 - fails running jobs past their deadline (``timeout``);
 - cancels running jobs that ignored a cancel for ``cancel_grace``;
 - cleans the temporary resources of terminal jobs, once.
@@ -23,8 +25,9 @@ from typing import Any
 import attrs
 import structlog
 
-from studio9.jobs.domain import Job, JobError, JobStatus, transition
+from studio9.jobs.domain import Job, JobError, JobStatus, error_details, transition
 from studio9.jobs.ports import DueCriteria, JobBlobs
+from studio9.jobs.registry import UnknownJobType
 from studio9.jobs.runtime import clean_resources
 from studio9.jobs.service import Decision, JobService, later, note
 
@@ -152,13 +155,21 @@ class Supervisor:
                 lost = JobError(
                     code="lost",
                     message=f"no heartbeat from {current.lease_owner} for {policy.lease_timeout:g}s",
-                    details={"worker": current.lease_owner or ""},
+                    details={"worker": current.lease_owner or "", "attempt": current.attempt},
                 )
-                if current.attempt < current.max_attempts:
-                    delay = policy.backoff(current.attempt)
+                # A dead worker is the platform's failure, not the job's: run it again on its own
+                # budget (``max_lost_attempts``), whatever the type allows for handler errors.
+                if self._may_rerun(current):
+                    lost_attempts = current.lost_attempts + 1
+                    delay = policy.backoff(lost_attempts)
                     retry_delay[:] = [delay]
                     action[:] = ["retried"]
-                    fields = {"not_before": later(now, delay), "dispatched_at": now, "error": lost}
+                    fields = {
+                        "not_before": later(now, delay),
+                        "dispatched_at": now,
+                        "error": lost,
+                        "lost_attempts": lost_attempts,
+                    }
                     changed, event = transition(
                         current, JobStatus.QUEUED, at=now, reason="lease_expired", actor=self.name, **fields
                     )
@@ -167,6 +178,7 @@ class Supervisor:
                     changed, event = transition(
                         current, JobStatus.FAILED, at=now, reason="lost", actor=self.name, error=lost
                     )
+                event = attrs.evolve(event, details=error_details(lost))
             else:
                 return None
             return changed, [event]
@@ -176,8 +188,16 @@ class Supervisor:
             await self.service.dispatch(job.id, delay_seconds=retry_delay[0])
         return action[0] if action else None
 
+    def _may_rerun(self, job: Job) -> bool:
+        if job.lost_attempts >= self.service.policy.max_lost_attempts:
+            return False
+        try:
+            return self.service.registry.get(job.type).safe_to_rerun
+        except UnknownJobType:  # registered only where it runs; the worker decides at its claim
+            return True
+
     async def _clean(self, job: Job) -> str | None:
-        await clean_resources(self.blobs, [job.id])
+        await clean_resources(self.blobs, [job])
 
         def decide(current: Job) -> Decision:
             if current.cleaned_at is not None:

@@ -37,6 +37,10 @@ def declare_job_actor(
         future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(run(job_id), loop)
         try:
             future.result()
+        except concurrent.futures.CancelledError:
+            # The process is stopping and its event loop cancelled the run: a stopping worker
+            # gives its jobs back (``JobRuntime.release_held``), so this is no failure.
+            log.info("job_delivery_stopped", job_id=job_id)
         except Exception:
             log.exception("job_delivery_failed", job_id=job_id)
 

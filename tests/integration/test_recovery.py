@@ -4,6 +4,7 @@ handler may run again only for a job whose lease expired."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -110,5 +111,31 @@ def test_jobs_queued_when_the_process_stops_run_after_a_restart(tmp_path: Path) 
         assert {j["status"] for j in jobs.values()} == {"completed"}
         for job_id in queued:
             assert api.reasons(job_id).count("claimed") == 1
+    finally:
+        assert stop(process) == 0
+
+
+def test_a_graceful_stop_with_a_job_running_gives_it_back_and_logs_no_error(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    log = tmp_path / "stopping.log"
+    port = free_port()
+    env = studio9_env(data_dir, **FAST, STUDIO9_SHUTDOWN_TIMEOUT="0.5")
+    process = start("serve", "--port", str(port), env=env, log=log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", process)
+        api = Api(port, (data_dir / "admin-token").read_text().strip())
+        sleeper = api.submit("system.sleep", {"seconds": 3})
+        api.wait_all([sleeper], {"running"}, timeout=20)
+    finally:
+        assert stop(process) == 0  # SIGTERM: the job outlives the shutdown timeout
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert [line for line in lines if line["level"] in ("error", "critical")] == []
+    assert "Traceback" not in log.read_text()
+
+    process, api = _serve(data_dir, tmp_path / "after.log")
+    try:
+        job = api.wait_all([sleeper], {"completed", "failed", "cancelled"}, timeout=30)[sleeper]
+        assert (job["status"], job["attempt"]) == ("completed", 1)  # the released attempt is not spent
+        assert "released" in api.reasons(sleeper)
     finally:
         assert stop(process) == 0

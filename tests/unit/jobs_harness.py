@@ -15,7 +15,7 @@ import msgspec
 from adapters.memory.blobs import InMemoryBlobStore
 from adapters.memory.jobs import InMemoryJobStore
 from studio9.auth.domain import Principal, Role
-from studio9.errors import NotFound
+from studio9.errors import InvalidInput, NotFound
 from studio9.jobs.context import JobContext
 from studio9.jobs.domain import Job
 from studio9.jobs.registry import JobType, JobTypeRegistry, RetryableError
@@ -100,6 +100,13 @@ def failing(ctx: JobContext, params: FailParams) -> None:
     raise ValueError(params.message)
 
 
+def refusing(ctx: JobContext, params: FailParams) -> None:
+    """Fails as expected input errors do, naming the row; or with an OS error naming a server path."""
+    if params.retryable:
+        raise OSError(2, "No such file or directory", "/srv/studio9/blobs/jobs/x/temp/in.csv")
+    raise InvalidInput(f"row 3: {params.message}", row=3, column="age")
+
+
 def registry() -> JobTypeRegistry:
     types = JobTypeRegistry()
     types.register(JobType(name="test.sleep", handler=sleepy, params=SleepParams, timeout=5))
@@ -107,6 +114,8 @@ def registry() -> JobTypeRegistry:
     types.register(JobType(name="test.stubborn", handler=stubborn, params=SleepParams, timeout=30))
     types.register(JobType(name="test.fail", handler=failing, params=FailParams, max_attempts=3))
     types.register(JobType(name="test.scratch", handler=scratchy, params=SleepParams))
+    types.register(JobType(name="test.unsafe", handler=sleepy, params=SleepParams, safe_to_rerun=False))
+    types.register(JobType(name="test.refuse", handler=refusing, params=FailParams))
     return types
 
 

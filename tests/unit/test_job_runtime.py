@@ -72,7 +72,7 @@ async def test_failure_records_the_error(tmp_path: Path) -> None:
         failed = await h.store.get(job.id)
         assert failed.status is JobStatus.FAILED
         assert failed.error is not None
-        assert (failed.error.code, failed.error.message) == ("handler_error", "bad data")
+        assert (failed.error.code, failed.error.message) == ("handler_error", "ValueError: bad data")
         assert failed.error.details["exception"] == "ValueError"
 
 
@@ -188,9 +188,10 @@ async def test_startup_sweep_resends_every_queued_job(tmp_path: Path) -> None:
 
 
 async def test_expired_lease_is_retried_then_lost(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
-        job = await h.service.submit(OWNER, "test.sleep", {}, max_attempts=2)
-        for expected in ("retried", "lost"):
+    # A lost worker's attempts have their own budget: the type's max_attempts (1) is not it.
+    async with harness(tmp_path, max_lost_attempts=2) as h:
+        job = await h.service.submit(OWNER, "test.sleep", {}, max_attempts=1)
+        for expected in ("retried", "retried", "lost"):
             current = await h.store.get(job.id)
             dead = attrs.evolve(
                 current,
