@@ -213,8 +213,9 @@ async def test_malformed_csv_fails_naming_the_row(client: Client, admin_headers:
     )
     job = await _wait(client, admin_headers, response.json()["id"], "completed", "failed")
     assert job["status"] == "failed"
-    assert job["error"]["code"] == "handler_error"
+    assert job["error"]["code"] == "invalid_input"
     assert "Row #3" in job["error"]["message"]
+    assert "traceback" not in job["error"]["details"]  # it stays in the server log
     assert job["attempt"] == 1  # bad input is not worth a retry
 
 
