@@ -41,6 +41,7 @@ docs: $(VENV)/.installed-edge
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/http_baseline.py
+	$(BIN)/python benchmarks/idle_memory.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

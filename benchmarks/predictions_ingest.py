@@ -174,6 +174,8 @@ def child(target: str, csv_path: Path, where: str, page_size: int) -> None:
             "pyarrow.csv",
             "studio9.bootstrap",
             "studio9.predictions",
+            "studio9.predictions.importer",  # imported by the first import, not with the package
+            "adapters.sink.pgcopy",  # likewise, by the PostgreSQL sink's first load
             f"adapters.sink.{target[:-5]}",
         ):
             importlib.import_module(module)

@@ -11,13 +11,12 @@ SQLite's inserts 1.40 s of CPU and 148 MB of WAL (now 1.03 s, 99 MB): see ``benc
 
 from __future__ import annotations
 
-from typing import Final
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Final
 
 from studio9.errors import InvalidInput
-from studio9.predictions.domain import ARROW_POOL as POOL
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["MAX_ROW", "cursor_row", "key_range", "prediction_id", "row_keys"]
 
@@ -27,6 +26,11 @@ MAX_ROW: Final = (1 << ROW_BITS) - 1
 
 def row_keys(import_no: int, source_rows: pa.Array) -> pa.Array:
     """The keys (int64) of the rows numbered ``source_rows`` in import ``import_no``."""
+    # Here, not at the top: the sinks import this module at start-up, loads are what need Arrow.
+    import pyarrow.compute as pc
+
+    from studio9.predictions.arrow import ARROW_POOL as POOL
+
     if len(source_rows) and pc.max(source_rows).as_py() > MAX_ROW:
         raise InvalidInput(f"an import holds at most {MAX_ROW} rows")
     return pc.add(source_rows, import_no << ROW_BITS, memory_pool=POOL)

@@ -8,28 +8,25 @@ text's encoding and the JSON.
 
 Row layout (``predictions`` of ``adapters/sink/postgresql.py``): ``key`` int8
 (``adapters/sink/keys.py``), ``item_key`` and ``label`` text, ``confidence`` float8,
-``probabilities`` and ``extra`` json (whose binary form is the text).
+``probabilities`` and ``extra`` json (whose binary form is the text). The frame around the
+tuples (columns, header, trailer) is ``adapters/sink/pgformat.py``; this module, which loads
+numpy and pyarrow, is imported by a load only.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from adapters.sink.keys import row_keys
-from studio9.predictions.domain import ARROW_POOL as POOL
+from adapters.sink.pgformat import COLUMNS
+from studio9.predictions.arrow import ARROW_POOL as POOL
 
-__all__ = ["COLUMNS", "HEADER", "TRAILER", "copy_rows"]
+__all__ = ["copy_rows"]
 
-COLUMNS: Final = ("key", "item_key", "label", "confidence", "probabilities", "extra")
-#: Signature, flags, header extension length (PostgreSQL docs, "Binary Format").
-HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-#: A field count of -1 ends the data.
-TRAILER: Final = struct.pack(">h", -1)
 _NULL_FIELD = pa.scalar(struct.pack(">i", -1), pa.binary())
 _EMPTY = pa.scalar(b"", pa.binary())
 

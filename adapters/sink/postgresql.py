@@ -41,7 +41,7 @@ import psycopg
 import psycopg_pool
 
 from adapters.sink.keys import cursor_row, key_range
-from adapters.sink.pgcopy import COLUMNS, HEADER, TRAILER, copy_rows
+from adapters.sink.pgformat import COLUMNS, HEADER, TRAILER
 from adapters.sink.rows import prediction_from, where_clause
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL, redact
@@ -146,6 +146,8 @@ class PostgresPredictionSink:
         self._schema_ready = True
 
     async def load(self, batches: AsyncIterable[PredictionBatch], meta: ImportMeta) -> LoadResult:
+        from adapters.sink.pgcopy import copy_rows  # numpy and pyarrow: with the first load
+
         await self._ready()
         rows = 0
         async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:

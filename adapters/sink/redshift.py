@@ -40,8 +40,6 @@ import aiohttp
 import anyio
 import anyio.to_thread
 import msgspec
-import pyarrow as pa
-import pyarrow.parquet as pq
 import structlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -326,6 +324,9 @@ def _literal(value: str | None) -> str:
 
 def _parquet(batch: PredictionBatch) -> bytes:
     """The batch as one Parquet object, columns in the staging table's order."""
+    import pyarrow as pa  # here, not at the top: only loads need Arrow (docs/decisions.md)
+    import pyarrow.parquet as pq
+
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_batches([batch.data]), buffer)
     return buffer.getvalue()

@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from studio9.jobs.context import JobContext
-from studio9.jobs.profiling import profile_file
 from studio9.jobs.registry import JobType, JobTypeRegistry
 
 
@@ -53,6 +52,9 @@ async def sleep(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
 
 
 async def profile(ctx: JobContext, params: ProfileParams) -> dict[str, Any]:
+    # pyarrow and numpy load with the first profile, not with the server (docs/decisions.md).
+    from studio9.jobs.profiling import profile_file
+
     async with ctx.input_path(params.file) as path:
         # Stored blobs have no file extension: tell Parquet by its magic bytes, else read CSV.
         file_format = params.format or await ctx.in_thread(_sniff_format, path)

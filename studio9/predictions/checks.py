@@ -6,7 +6,7 @@ of ``probabilities``; per row in Python only where that cannot decide (a chunk w
 unusual value, ``extra`` from Parquet's typed columns). A bad row's first problem is recorded
 in ``problems`` (index in the chunk → reason) and the row's values are replaced by harmless
 ones, so the caller can fail the import or filter the rows out. Every Arrow buffer comes from
-``ARROW_POOL`` (see ``studio9.predictions.domain``).
+``ARROW_POOL`` (see ``studio9.predictions.arrow``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from studio9.errors import InvalidInput
-from studio9.predictions.domain import ARROW_POOL as POOL
+from studio9.predictions.arrow import ARROW_POOL as POOL
 from studio9.predictions.domain import MAX_JSON_BYTES, MAX_TEXT_BYTES
 
 __all__ = ["KNOWN", "REQUIRED", "check_columns", "json_text"]

@@ -7,8 +7,9 @@ sink keeps exactly one copy of each key: importing the same file for the same so
 again (re-delivery, retry, rerun) replaces the earlier rows instead of adding to them.
 
 Batches travel from the importer to a sink as ``PredictionBatch``: a pyarrow RecordBatch of
-``BATCH_SCHEMA`` (a struct of columns, already validated), so that each adapter can pick its
-fastest path — CSV for PostgreSQL ``COPY``, Parquet for Redshift, tuples for SQLite.
+``BATCH_SCHEMA`` (a struct of columns, already validated; ``studio9.predictions.arrow``), so that
+each adapter can pick its fastest path — CSV for PostgreSQL ``COPY``, Parquet for Redshift,
+tuples for SQLite. This module does not import pyarrow: every process imports it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import pyarrow as pa
 
 from studio9.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Longest ``item_key`` / ``label``, in UTF-8 bytes (Redshift VARCHAR lengths are bytes).
 MAX_TEXT_BYTES: Final = 1024
@@ -36,26 +39,6 @@ FILE_KEY: Final = r"[A-Za-z0-9][A-Za-z0-9._/+=-]{0,511}"
 #: Import ids are letters and digits only, so that ``<import id>-`` prefixes exactly the ids of
 #: that import's predictions and nothing else (sinks delete and page by that id range).
 IMPORT_ID: Final = r"[A-Za-z0-9]{1,64}"
-
-#: What the importer hands a sink: the source row number (1-based, header not counted) and
-#: the validated columns; JSON columns are UTF-8 JSON object text.
-BATCH_SCHEMA: Final = pa.schema(
-    [
-        pa.field("source_row", pa.int64(), nullable=False),
-        pa.field("item_key", pa.string(), nullable=False),
-        pa.field("label", pa.string(), nullable=False),
-        pa.field("confidence", pa.float64()),
-        pa.field("probabilities", pa.string()),
-        pa.field("extra", pa.string()),
-    ]
-)
-
-#: Where the import path (reader, checks, sink encoders) allocates its Arrow buffers: the system
-#: allocator. Arrow's default, mimalloc, commits its arenas eagerly, as transparent huge pages
-#: where the kernel allows them (``madvise`` mode, common): a streamed 1,000,000-row import
-#: peaked ~40 MB higher with it (``benchmarks/README.md``). Passed explicitly, call by call,
-#: because the default pool is process-wide and belongs to whoever embeds Studio9.
-ARROW_POOL: Final = pa.system_memory_pool()
 
 _IDENTIFIER = re.compile(IDENTIFIER)
 _CURSOR = re.compile(IMPORT_ID + r"-[0-9]{10}")
@@ -139,6 +122,9 @@ def cursor_import(cursor: str | None) -> str:
 
 
 def _batch_schema(_: Any, __: attrs.Attribute[Any], value: pa.RecordBatch) -> None:
+    # Whoever built a batch has loaded pyarrow already: this import costs nothing more.
+    from studio9.predictions.arrow import BATCH_SCHEMA
+
     if not value.schema.equals(BATCH_SCHEMA):
         raise ValueError(f"a PredictionBatch needs BATCH_SCHEMA, not {value.schema}")
 
@@ -188,7 +174,9 @@ class Prediction:
 @attrs.frozen(kw_only=True)
 class PredictionFilter:
     """Which predictions a query or a count covers; ``None`` means any. ``time_from`` is
-    inclusive and ``time_to`` exclusive, both on ``created_at``."""
+    inclusive and ``time_to`` exclusive, both on ``created_at``: a ``time_from`` at or after
+    ``time_to`` covers nothing (the OpenAPI document cannot relate two parameters, so a
+    generated client could not know to avoid it; an empty answer is what the range means)."""
 
     model_id: str | None = None
     stream_id: str | None = None
@@ -196,10 +184,6 @@ class PredictionFilter:
     owner_id: str | None = None
     time_from: datetime | None = attrs.field(default=None, validator=_aware, converter=_utc)
     time_to: datetime | None = attrs.field(default=None, validator=_aware, converter=_utc)
-
-    def __attrs_post_init__(self) -> None:
-        if self.time_from is not None and self.time_to is not None and self.time_from > self.time_to:
-            raise InvalidInput("'from' must not be after 'to'", field="from")
 
 
 def check_page(limit: int, cursor: str | None) -> None:

@@ -41,10 +41,9 @@ import pyarrow.parquet as pq
 import structlog
 
 from studio9.errors import InvalidInput
+from studio9.predictions.arrow import ARROW_POOL, BATCH_SCHEMA
 from studio9.predictions.checks import REQUIRED, check_columns
 from studio9.predictions.domain import (
-    ARROW_POOL,
-    BATCH_SCHEMA,
     ImportMeta,
     ImportResult,
     MalformedPredictions,

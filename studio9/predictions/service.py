@@ -13,17 +13,14 @@ import io
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio.to_thread
 import attrs
-import pyarrow as pa
-import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
+import msgspec
 
 from studio9.errors import InvalidInput
 from studio9.ids import new_id
-from studio9.predictions.checks import json_text
 from studio9.predictions.domain import (
     DailyCount,
     ImportKey,
@@ -34,28 +31,15 @@ from studio9.predictions.domain import (
     PredictionPage,
     RejectedRow,
 )
-from studio9.predictions.importer import FileFormat, OnError, import_predictions
 from studio9.predictions.ports import PredictionSink
 
-#: Columns of an export, in order; JSON columns are JSON text.
-EXPORT_SCHEMA: Final = pa.schema(
-    [
-        ("id", pa.string()),
-        ("import_id", pa.string()),
-        ("source_job_id", pa.string()),
-        ("model_id", pa.string()),
-        ("model_version", pa.string()),
-        ("stream_id", pa.string()),
-        ("owner_id", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("item_key", pa.string()),
-        ("label", pa.string()),
-        ("confidence", pa.float64()),
-        ("probabilities", pa.string()),
-        ("extra", pa.string()),
-    ]
-)
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from studio9.predictions.importer import FileFormat, OnError
+
 EXPORT_PAGE: Final = 5_000
+_JSON = msgspec.json.Encoder()
 
 
 @attrs.frozen
@@ -82,6 +66,9 @@ class PredictionService:
 
         See ``importer.import_predictions`` for the file format, errors and progress.
         """
+        # The importer (pyarrow, numpy) loads with the first import, not with the process.
+        from studio9.predictions.importer import import_predictions
+
         digest = await anyio.to_thread.run_sync(file_sha256, path)
         meta = ImportMeta(
             import_id=new_id(),
@@ -117,6 +104,12 @@ class PredictionService:
         """
         if file_format not in ("csv", "parquet"):
             raise InvalidInput(f"format must be 'csv' or 'parquet', not {file_format!r}", field="format")
+        import pyarrow as pa  # with the first export, not with the process
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        from studio9.predictions.arrow import EXPORT_SCHEMA
+
         spool = _Spool()
         writer: Any = (
             pcsv.CSVWriter(spool, EXPORT_SCHEMA)
@@ -158,10 +151,15 @@ def rejected_csv(rows: Sequence[RejectedRow]) -> bytes:
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json_text(value)
+    """Compact JSON text, as the importer's ``checks.json_text`` writes it (one encoder, no pyarrow)."""
+    return None if value is None else _JSON.encode(value).decode()
 
 
 def _table(items: Sequence[Prediction]) -> pa.Table:
+    import pyarrow as pa
+
+    from studio9.predictions.arrow import EXPORT_SCHEMA
+
     columns: dict[str, list[Any]] = {name: [] for name in EXPORT_SCHEMA.names}
     for item in items:
         for name in EXPORT_SCHEMA.names:

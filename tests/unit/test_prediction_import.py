@@ -37,8 +37,9 @@ from studio9.predictions import (
     import_predictions,
     rejected_csv,
 )
+from studio9.predictions.arrow import ARROW_POOL
 from studio9.predictions.checks import check_columns
-from studio9.predictions.domain import ARROW_POOL, MAX_PAGE
+from studio9.predictions.domain import MAX_PAGE
 from tests.contract.test_prediction_sink import SINKS
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
