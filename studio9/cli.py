@@ -9,16 +9,22 @@
     studio9 files      upload files through the API
     studio9 users      create and list users; prints a new user's token once
 
-Any problem with the settings or an unreachable backend ends the process with exit
-code 2 and one line on standard error naming the setting at fault.
+Any problem with the settings, an unreachable backend or a port already in use ends the
+process with exit code 2 and one line on standard error naming the setting at fault.
+The client commands (``jobs``, ``files``) log nothing below a warning unless asked with
+``-v`` (info: one line per HTTP request) or ``-vv`` (debug): their output is for people,
+and httpx's line for every request would bury a progress bar.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
+import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -26,7 +32,7 @@ import attrs
 import structlog
 
 from studio9 import __version__
-from studio9.config.settings import Settings
+from studio9.config.settings import LOG_LEVELS, Settings
 from studio9.errors import ConfigError, Studio9Error
 
 log = structlog.get_logger()
@@ -44,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         from studio9.logs import configure_logging
 
-        configure_logging(settings.log_level, settings.log_format)
+        configure_logging(_log_level(settings, args), settings.log_format)
         result: int = args.run(settings, args)
         return result
     except ConfigError as exc:
@@ -55,6 +61,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _log_level(settings: Settings, args: argparse.Namespace) -> str:
+    """STUDIO9_LOG_LEVEL, but at least ``warning`` for client commands; ``-v``/``-vv`` lower it."""
+    level = LOG_LEVELS.index(settings.log_level)
+    if getattr(args, "client", False):
+        level = max(level, LOG_LEVELS.index("warning"))
+    verbose = getattr(args, "verbose", 0)
+    if verbose:
+        level = min(level, LOG_LEVELS.index("debug" if verbose > 1 else "info"))
+    return LOG_LEVELS[level]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -70,10 +87,24 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from STUDIO9_* environment variables (see the README's configuration table).",
     )
     parser.add_argument("--version", action="version", version=f"studio9 {__version__}")
+    verbose = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's own -v must not reset a count given before the subcommand.
+    verbose.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more log lines: -v info, -vv debug (client commands log only warnings by default)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log lines (-vv: debug)"
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
+    common = [verbose]
 
     serve = commands.add_parser(
         "serve",
+        parents=common,
         help="edge all-in-one: migrate, then API + worker threads",
         description="Migrate the database, then run the HTTP API with job worker "
         "threads in this one process. Creates the first admin on an empty database "
@@ -84,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
     api = commands.add_parser(
         "api",
+        parents=common,
         help="HTTP API only (cloud: run several behind a load balancer)",
         description="Run the HTTP API without job workers. Does not migrate: run "
         "`studio9 migrate` once per deployment first.",
@@ -93,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser(
         "worker",
+        parents=common,
         help="job workers only (cloud)",
         description="Consume jobs from the shared broker (STUDIO9_BROKER_URL must "
         "not be memory://). Stops gracefully on SIGTERM or SIGINT.",
@@ -101,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser(
         "migrate",
+        parents=common,
         help="bring the database schema up to date",
         description="Apply the Alembic migrations to STUDIO9_DATABASE_URL.",
     )
@@ -110,10 +144,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from studio9.cli_client import add_commands
 
-    add_commands(commands)
+    add_commands(commands, common)
 
     reindex = commands.add_parser(
         "reindex",
+        parents=common,
         help="rebuild the search index from the database",
         description="Drop every job document from STUDIO9_INDEX_URL and write them "
         "again from STUDIO9_DATABASE_URL. Safe while the service runs.",
@@ -124,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     user_commands = users.add_subparsers(title="user commands", metavar="USER_COMMAND", required=True)
     create = user_commands.add_parser(
         "create",
+        parents=common,
         help="create a user and print its first token once",
         description="Create a user and print a token for it, once.",
     )
@@ -133,7 +169,9 @@ def _parser() -> argparse.ArgumentParser:
     role.add_argument("--service", action="store_true", help="a service account (for workers): token only")
     create.add_argument("--password-stdin", action="store_true", help="read a password from standard input")
     create.set_defaults(run=_run_users_create)
-    listing = user_commands.add_parser("list", help="list users", description="List every user.")
+    listing = user_commands.add_parser(
+        "list", parents=common, help="list users", description="List every user."
+    )
     listing.set_defaults(run=_run_users_list)
     return parser
 
@@ -155,18 +193,66 @@ def _run_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_serve(settings: Settings, args: argparse.Namespace) -> int:
-    _run_migrate(settings, argparse.Namespace(revision="head", downgrade=False))
-    return _serve_http(settings, run_workers=True)
+    # The port first: a second `serve` on a busy port must not migrate, nor write a token.
+    sockets = _bind(settings)
+    try:
+        _run_migrate(settings, argparse.Namespace(revision="head", downgrade=False))
+        return _serve_http(settings, sockets, run_workers=True)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _run_api(settings: Settings, args: argparse.Namespace) -> int:
-    return _serve_http(settings, run_workers=False)
+    sockets = _bind(settings)
+    try:
+        return _serve_http(settings, sockets, run_workers=False)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
-def _serve_http(settings: Settings, *, run_workers: bool) -> int:
+def _bind(settings: Settings) -> list[socket.socket]:
+    """Bind the listening sockets before anything is written, the way uvicorn would.
+
+    uvicorn binds through asyncio's ``create_server``: every address ``getaddrinfo`` gives for
+    the host (passive), ``SO_REUSEADDR`` on POSIX, ``IPV6_V6ONLY`` on IPv6. It would do so only
+    after the app's start-up (first admin, token file) and exit 1 with a traceback-less
+    ``[Errno 98]``; binding here, and handing the sockets over, fails first and without a race.
+
+    Raises:
+        ConfigError: the port is in use, or the host cannot be bound.
+    """
+    host, port = settings.host, settings.port
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot resolve {host!r}: {exc.strerror} (STUDIO9_HOST / --host)") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if os.name == "posix":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is in use (STUDIO9_PORT / --port)") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(f"no permission to listen on port {port} (STUDIO9_PORT / --port)") from None
+        raise ConfigError(f"cannot listen on {host}: {exc.strerror} (STUDIO9_HOST / --host)") from None
+    return sockets
+
+
+def _serve_http(settings: Settings, sockets: list[socket.socket], *, run_workers: bool) -> int:
     import uvicorn
 
-    from studio9.api import create_app
+    from studio9.api.app import create_app
 
     asyncio.run(_preflight(settings))
     config = uvicorn.Config(
@@ -179,7 +265,9 @@ def _serve_http(settings: Settings, *, run_workers: bool) -> int:
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
         server_header=False,
     )
-    log.info("http_starting", url=f"http://{settings.host}:{settings.port}", workers_in_process=run_workers)
+    # The bound port, which differs from the setting when that is 0 (any free port).
+    port = sockets[0].getsockname()[1]
+    log.info("http_starting", url=f"http://{settings.host}:{port}", workers_in_process=run_workers)
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
     # handler that was installed before it. Make that one a no-op, so that a clean stop
@@ -190,7 +278,7 @@ def _serve_http(settings: Settings, *, run_workers: bool) -> int:
     # walking it again and again under load (it showed up as p99 latency spikes).
     gc.collect()
     gc.freeze()
-    server.run()
+    server.run(sockets=sockets)
     return 0 if server.started else 1
 
 

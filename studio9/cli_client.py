@@ -5,25 +5,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from studio9.config.settings import Settings
 from studio9.errors import ConfigError
 
-TERMINAL = {"completed", "failed", "cancelled"}
+#: The shell's code for "stopped by Ctrl-C" (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+WATCH_EPILOGUE = (
+    " Ends with one line saying how the job ended; exit code 0 when it completed, 1 when it"
+    " failed or was cancelled, 130 on Ctrl-C (which stops watching, not the job)."
+)
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Any, common: list[argparse.ArgumentParser]) -> None:
+    """Add ``jobs`` and ``files`` to ``commands``; ``common`` holds the flags every command takes."""
     jobs = commands.add_parser(
         "jobs",
         help="submit, list, show, cancel and watch jobs (via the API)",
         description="Talk to the server at STUDIO9_API_URL with STUDIO9_TOKEN.",
     )
+    # A client's output is for people: quiet logging unless -v (see studio9.cli).
+    jobs.set_defaults(client=True)
     job_commands = jobs.add_subparsers(title="job commands", metavar="JOB_COMMAND", required=True)
     submit = job_commands.add_parser(
         "submit",
+        parents=common,
         help="submit a job and print it as JSON",
         description="Submit a job. Params: --param k=v (v parsed as JSON when it "
         "is JSON, else a string) and/or --params-file F (a JSON object).",
@@ -33,9 +41,11 @@ def add_commands(commands: Any) -> None:
     submit.add_argument("--params-file", type=Path, help="a JSON file with the params object")
     submit.add_argument("--priority", type=int, default=0)
     submit.add_argument("--max-attempts", type=int)
-    submit.add_argument("--watch", action="store_true", help="then watch it until it ends")
+    submit.add_argument("--watch", action="store_true", help="then watch it until it ends (see `jobs watch`)")
     submit.set_defaults(run=_submit)
-    listing = job_commands.add_parser("list", help="list jobs, newest first", description="List jobs.")
+    listing = job_commands.add_parser(
+        "list", parents=common, help="list jobs, newest first", description="List jobs."
+    )
     listing.add_argument("--type")
     listing.add_argument(
         "--status", choices=["submitted", "queued", "running", "completed", "failed", "cancelled"]
@@ -43,21 +53,27 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--query", "-q", help="full-text search")
     listing.add_argument("--limit", type=int, default=20)
     listing.set_defaults(run=_list)
-    for name, helptext, run in (
-        ("show", "print one job as JSON", _show),
-        ("cancel", "cancel a job", _cancel),
-        ("watch", "follow a job's progress until it ends", _watch),
+    for name, helptext, more, run in (
+        ("show", "print one job as JSON", "", _show),
+        ("cancel", "cancel a job", "", _cancel),
+        ("watch", "follow a job's progress until it ends", WATCH_EPILOGUE, _watch),
     ):
-        command = job_commands.add_parser(name, help=helptext, description=helptext.capitalize() + ".")
+        command = job_commands.add_parser(
+            name, parents=common, help=helptext, description=helptext.capitalize() + "." + more
+        )
         command.add_argument("id", help="job id")
         command.set_defaults(run=run)
-    types = job_commands.add_parser("types", help="list job types", description="List job types.")
+    types = job_commands.add_parser(
+        "types", parents=common, help="list job types", description="List job types."
+    )
     types.set_defaults(run=_types)
 
     files = commands.add_parser("files", help="upload files (via the API)", description="Upload files.")
+    files.set_defaults(client=True)
     file_commands = files.add_subparsers(title="file commands", metavar="FILE_COMMAND", required=True)
     upload = file_commands.add_parser(
         "upload",
+        parents=common,
         help="upload a file and print its record",
         description="Stream a local file to the server; prints id, size, sha256.",
     )
@@ -107,8 +123,8 @@ def _submit(settings: Settings, args: argparse.Namespace) -> int:
         if not args.watch:
             _print(job)
             return 0
-        print(job["id"])
-        return _follow(client, job["id"])
+        print(job["id"], flush=True)
+        return _follow(client, job["id"], settings)
 
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:
@@ -149,25 +165,30 @@ def _types(settings: Settings, args: argparse.Namespace) -> int:
 
 def _watch(settings: Settings, args: argparse.Namespace) -> int:
     with _client(settings) as client:
-        return _follow(client, args.id)
+        return _follow(client, args.id, settings)
 
 
-def _follow(client: Any, job_id: str) -> int:
-    """Draw a progress bar from the job's heartbeats until it ends; exit 0 only if it completed."""
-    while True:
-        status = client.request("GET", f"/jobs/{job_id}/status")
-        eta = f" eta {status['eta_seconds']:.0f}s" if status.get("eta_seconds") else ""
-        filled = int(status["progress"] * 30)
-        bar = "#" * filled + "." * (30 - filled)
-        line = f"\r[{bar}] {status['progress'] * 100:5.1f}% {status['status']}{eta}"
-        sys.stderr.write(line + (f" {status['message']}" if status.get("message") else "") + "\033[K")
-        sys.stderr.flush()
-        if status["status"] in TERMINAL:
-            sys.stderr.write("\n")
-            if status.get("error"):
-                print(f"{status['error']['code']}: {status['error']['message']}", file=sys.stderr)
-            return 0 if status["status"] == "completed" else 1
-        time.sleep(0.5)
+def _follow(client: Any, job_id: str, settings: Settings) -> int:
+    """Draw the job's progress until it ends, then say how it ended.
+
+    Exit code: 0 completed, 1 failed or cancelled, 130 when the watch (not the job) is
+    stopped with Ctrl-C.
+    """
+    from studio9.cli_progress import final_line, follow
+
+    try:
+        follow(lambda: client.request("GET", f"/jobs/{job_id}/status"), interval=settings.heartbeat_interval)
+    except KeyboardInterrupt:
+        # Watching is not owning: the job goes on, as after closing a browser tab.
+        print(
+            f"stopped watching; job {job_id} goes on (resume: studio9 jobs watch {job_id}, "
+            f"cancel: studio9 jobs cancel {job_id})",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    job = client.request("GET", f"/jobs/{job_id}")
+    print(final_line(job), file=sys.stderr)
+    return 0 if job["status"] == "completed" else 1
 
 
 def _upload(settings: Settings, args: argparse.Namespace) -> int:
