@@ -47,6 +47,7 @@ from studio9.messaging.streams.runner import StreamRunner
 from studio9.messaging.streams.service import StreamService
 from studio9.messaging.streams.wiring import build_streams
 from studio9.metadata.ports import SearchIndex
+from studio9.offboarding import UserOffboarding
 from studio9.predictions.jobs import import_job_type
 from studio9.predictions.ports import PredictionSink
 from studio9.predictions.service import PredictionService
@@ -238,7 +239,7 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             settings=settings,
             backends=opened,
             broker=broker,
-            auth=AuthService(users, tokens, policy),
+            auth=AuthService(users, tokens, policy, owned=UserOffboarding(jobs, streams, database.files)),
             files=files,
             jobs=jobs,
             runtime=runtime,
@@ -273,6 +274,7 @@ def _job_core(
         cancel_grace=settings.cancel_grace,
         redeliver_after=settings.redeliver_after,
         retry_backoff=settings.retry_backoff,
+        max_lost_attempts=settings.max_lost_attempts,
     )
     runtime_holder: list[JobRuntime] = []
 

@@ -1,8 +1,9 @@
 """What runs beside the HTTP server in a process: job worker threads and background loops.
 
 ``serve`` (edge) runs all of it with the API; ``api`` runs the loops; ``worker`` runs the
-worker threads and the loops. The loops (supervisor sweeps, search indexer) are safe to
-run in every process at once: each change they make is a compare-and-set.
+worker threads and the loops. The loops (supervisor sweeps, search indexer, stream runner,
+staging sweeper) are safe to run in every process at once: each change they make is a
+compare-and-set, or (staging) a removal that a second remover finds already done.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from studio9.messaging import WorkerThreads
 from studio9.messaging.events import EventSubscriber
 
 log = structlog.get_logger()
+
+#: Seconds a stopping worker waits for the handlers of the jobs it gave back to stop (they do at
+#: their next report, within half a second for the built-in ones) before cancelling them.
+RELEASED_STOP_WAIT = 2.0
+
+#: Seconds between sweeps of what killed uploads left in the blob store, at most (see ``_sweep_staging``).
+STAGING_SWEEP_EVERY = 3600.0
 
 
 @contextlib.asynccontextmanager
@@ -48,6 +56,7 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
         )
         # Message streams: each is served by the one process holding its lease.
         tasks.append(asyncio.create_task(container.stream_runner.run_forever(), name="stream-runner"))
+        tasks.append(asyncio.create_task(_sweep_staging(container), name="staging-sweeper"))
     try:
         yield
     finally:
@@ -60,6 +69,8 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
             # back the rest, so that another worker picks them up at once, not after a lease.
             await anyio.to_thread.run_sync(threads.stop, settings.shutdown_timeout)
             await container.runtime.release_held()
+            # Released handlers stop at their next report; none may outlive the backends.
+            await container.runtime.wait_stopped(RELEASED_STOP_WAIT)
             with contextlib.suppress(Exception):
                 await container.workers.forget(container.runtime.worker_id)
         await subscriptions.aclose()
@@ -82,3 +93,20 @@ async def _announce(container: Container) -> None:
         except Exception:
             log.warning("worker_announce_failed", exc_info=True)
         await asyncio.sleep(container.settings.heartbeat_interval)
+
+
+async def _sweep_staging(container: Container) -> None:
+    """Remove what uploads killed with their process left in the blob store (``.part`` files,
+    open multipart uploads): at start-up, then every ``STAGING_SWEEP_EVERY`` seconds, or every
+    half ``STUDIO9_STAGING_MAX_AGE`` when that is shorter, so nothing outlives twice its age."""
+    max_age = container.settings.staging_max_age
+    every = min(STAGING_SWEEP_EVERY, max_age / 2)
+    while True:
+        try:
+            removed = await container.files.blobs.sweep_staging(max_age)
+        except Exception:  # a loop at the process edge: the next round tries again
+            log.warning("staging_sweep_failed", exc_info=True)
+        else:
+            if removed:
+                log.info("staging_swept", removed=removed, older_than=max_age)
+        await asyncio.sleep(every)

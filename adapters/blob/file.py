@@ -2,7 +2,8 @@
 
 URL:      file:///absolute/dir   (edge default: file://<data dir>/blobs)
 Features: survives restarts · single host · atomic puts (staged, fsynced, renamed) ·
-          local_path is the stored file itself · reads and writes off the event loop
+          local_path is the stored file itself · reads and writes off the event loop ·
+          staged parts a crash left behind are swept (``sweep_staging``)
 Extra:    none
 
 A blob ``a/b/c`` is the file ``<root>/a/b/c``. Writes go to ``<root>/.staging/`` (same
@@ -10,6 +11,11 @@ file system, so the final ``os.replace`` is atomic) and readers never see a part
 file. Keys cannot start with ``.``, so no key reaches the staging directory, and every
 path is checked to resolve inside the root (a symlink planted in the tree cannot lead
 out of it).
+
+A process killed during an upload leaves its ``.part`` behind; ``sweep_staging`` removes
+those not written to for longer than the longest upload may pause. Age is the file's
+mtime, which every write refreshes, so a live upload of another process looks young;
+this process's own uploads are also known by name and never swept, whatever their age.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
@@ -32,6 +40,10 @@ from studio9.files.domain import BlobNotFound, check_key, check_prefix
 CHUNK_SIZE = 1 << 20  # 1 MiB: reads and writes per thread hop
 STAGING = ".staging"
 _T = TypeVar("_T")
+# Staged files this process is writing (any store instance): never swept. A set of unique
+# names, filled before the file exists and emptied once the upload is over either way.
+_WRITING: set[Path] = set()
+_WRITING_LOCK = threading.Lock()
 
 
 class FileBlobStore:
@@ -79,6 +91,9 @@ class FileBlobStore:
         except BaseException:
             _discard(handle, staged)
             raise
+        finally:
+            with _WRITING_LOCK:
+                _WRITING.discard(staged)
         return size
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
@@ -100,6 +115,9 @@ class FileBlobStore:
         path = self._path(check_key(key))
         await self._run(key, self._file_size, path)
         yield path
+
+    async def sweep_staging(self, older_than: float) -> int:
+        return await self._run(STAGING, self._sweep, time.time() - older_than)
 
     # -- helpers; the synchronous ones run in a worker thread ------------------------------
 
@@ -138,7 +156,14 @@ class FileBlobStore:
         staging = self._real_root / STAGING
         staging.mkdir(parents=True, exist_ok=True)
         staged = staging / f"{uuid.uuid4().hex}.part"
-        return staged.open("xb"), staged
+        with _WRITING_LOCK:
+            _WRITING.add(staged)
+        try:
+            return staged.open("xb"), staged
+        except BaseException:
+            with _WRITING_LOCK:
+                _WRITING.discard(staged)
+            raise
 
     def _commit(self, handle: BinaryIO, pending: list[bytes], staged: Path, target: Path) -> None:
         handle.writelines(pending)
@@ -180,6 +205,31 @@ class FileBlobStore:
                 with contextlib.suppress(OSError):  # not empty: other blobs live there
                     here.rmdir()
         self._prune(base.parent)
+        return count
+
+    def _sweep(self, cutoff: float) -> int:
+        """Remove the staged parts last written before ``cutoff`` (epoch seconds), but ours."""
+        try:
+            entries = list(os.scandir(self._real_root / STAGING))
+        except FileNotFoundError:
+            return 0
+        count = 0
+        for entry in entries:
+            path = Path(entry.path)
+            with _WRITING_LOCK:
+                if path in _WRITING:
+                    continue
+            try:
+                if (
+                    not entry.name.endswith(".part")
+                    or not entry.is_file(follow_symlinks=False)
+                    or entry.stat(follow_symlinks=False).st_mtime >= cutoff
+                ):
+                    continue
+                path.unlink()
+            except FileNotFoundError:  # committed, or swept by another process, meanwhile
+                continue
+            count += 1
         return count
 
     def _prune(self, directory: Path) -> None:

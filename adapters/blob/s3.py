@@ -6,19 +6,18 @@ URL:      s3://bucket/optional/prefix?region=eu-west-1&endpoint_url=http://127.0
           ``user:password`` is taken as access key id and secret key, never logged nor shown.
 Features: atomic puts (objects appear on PutObject / CompleteMultipartUpload) · S3 checks the
           SHA-256 of every object and part · streamed multipart uploads, memory ~one part ·
-          failed or cancelled uploads aborted · presigned GET URLs (``presigned_url``)
+          failed, cancelled and (``sweep_staging``) abandoned uploads aborted · presigned GET URLs
 Extra:    cloud (aioboto3)
 
 A blob ``a/b`` is the object ``<prefix>/a/b``. The client is made on first use, on the running
-loop, and closed by ``aclose()``. An abort that fails (the endpoint went away mid-upload)
-leaves parts behind: give production buckets an ``AbortIncompleteMultipartUpload`` rule.
+loop, and closed by ``aclose()``. Multipart uploads are ``s3_multipart``'s; an abort that fails
+(the endpoint went away), or a killed process, leaves parts behind until ``sweep_staging`` (or
+a bucket's ``AbortIncompleteMultipartUpload`` rule) aborts the upload.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import os
 import re
 import tempfile
@@ -28,14 +27,15 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import aioboto3
-import aiohttp
 import anyio
 import anyio.to_thread
 import attrs
 import structlog
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from adapters.blob.s3_multipart import UNREACHABLE as _UNREACHABLE
+from adapters.blob.s3_multipart import Upload, abort_stale
 from studio9.backends import AdapterOptions
 from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError, InvalidInput, PayloadTooLarge, Studio9Error
@@ -46,13 +46,11 @@ log = structlog.get_logger()
 CHUNK_SIZE = 1 << 20  # 1 MiB: the chunks open() yields
 MIN_PART_SIZE = 5 << 20  # S3's least size for every part but the last
 MAX_PART_SIZE = 5 << 30  # S3's largest part, and largest single PutObject
-MAX_PARTS = 10_000
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
 _SETTING = "STUDIO9_BLOB_URL"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
 _NO_BUCKET = frozenset({"NoSuchBucket", "NotFound", "404"})
-_UNREACHABLE = (BotoCoreError, aiohttp.ClientError)
 _NUMBERS = frozenset({"multipart_threshold", "part_size", "presign_seconds", "delete_batch"})
 _OPTIONS = _NUMBERS | {"region", "endpoint_url", "create_bucket"}
 _CONFIG: dict[str, Any] = {
@@ -140,7 +138,7 @@ class S3BlobStore:
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         target = {"Bucket": self.bucket, "Key": self._name(key)}  # the key is checked first
-        upload = _Upload(self, await self._s3(), key, target)
+        upload = Upload(self, await self._s3(), key, target)
         threshold, part_size = self.options.multipart_threshold, self.options.part_size
         buffer, size = bytearray(), 0
         try:
@@ -159,6 +157,8 @@ class S3BlobStore:
         except BaseException:
             await upload.abort()
             raise
+        finally:
+            upload.forget()
         return size
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
@@ -235,6 +235,10 @@ class S3BlobStore:
         with self._boundary(key):
             return str(await client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires))
 
+    async def sweep_staging(self, older_than: float) -> int:
+        with self._boundary():
+            return await abort_stale(await self._s3(), self.bucket, self.prefix, older_than)
+
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
 
@@ -304,72 +308,8 @@ class S3BlobStore:
         return BackendUnavailable(f"S3 {operation} on bucket {self.bucket!r} failed: {code}", code=code)
 
 
-@attrs.define
-class _Upload:
-    """One put: a single PutObject, or a multipart upload once the blob reaches the threshold."""
-
-    store: S3BlobStore
-    client: Any
-    key: str
-    target: dict[str, str]  # Bucket and Key
-    id: str | None = None
-    parts: list[dict[str, Any]] = attrs.Factory(list)
-
-    async def send(self, data: bytes) -> None:
-        """Upload ``data`` as the next part, starting the multipart upload first if needed."""
-        if len(self.parts) == MAX_PARTS:
-            limit = MAX_PARTS * self.store.options.part_size
-            raise PayloadTooLarge(f"blob exceeds {limit} bytes ({MAX_PARTS} parts of part_size)", limit=limit)
-        if self.id is None:
-            # Shielded: an upload that S3 started is one we know of, and can abort.
-            with anyio.CancelScope(shield=True), self.store._boundary(self.key):
-                started = await self.client.create_multipart_upload(**self.target, ChecksumAlgorithm="SHA256")
-            self.id = str(started["UploadId"])
-        number, checksum = len(self.parts) + 1, await _checksum(data)
-        with self.store._boundary(self.key):
-            answer = await self.client.upload_part(
-                **self.target, UploadId=self.id, PartNumber=number, Body=data, **checksum
-            )
-        self.parts.append(
-            {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum["ChecksumSHA256"]}
-        )
-
-    async def finish(self, rest: bytes) -> None:
-        """Store ``rest`` as the whole blob, or send it as the last part and complete the upload."""
-        if self.id is None:
-            checksum = await _checksum(rest)
-            with self.store._boundary(self.key):
-                await self.client.put_object(**self.target, Body=rest, **checksum)
-            return
-        if rest or not self.parts:
-            await self.send(rest)
-        with self.store._boundary(self.key):
-            await self.client.complete_multipart_upload(
-                **self.target, UploadId=self.id, MultipartUpload={"Parts": self.parts}
-            )
-
-    async def abort(self) -> None:
-        """Abort the multipart upload, if one started: shielded from cancellation, bounded in time."""
-        if self.id is None:
-            return
-        error = "timeout"
-        with anyio.move_on_after(self.store.options.timeout * 2, shield=True):
-            try:
-                await self.client.abort_multipart_upload(**self.target, UploadId=self.id)
-                return
-            except (ClientError, *_UNREACHABLE) as exc:
-                error = type(exc).__name__
-        log.warning("s3_upload_abort_failed", bucket=self.store.bucket, upload_id=self.id, error=error)
-
-
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-async def _checksum(data: bytes) -> dict[str, str]:
-    """Parameters that make S3 verify the body's SHA-256 (and keep it for ChecksumMode reads)."""
-    digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(data).digest())  # GIL released
-    return {"ChecksumAlgorithm": "SHA256", "ChecksumSHA256": base64.b64encode(digest).decode("ascii")}
 
 
 async def _read_up_to(body: Any, size: int) -> bytes:

@@ -2,7 +2,7 @@
 
 URL:      memory://
 Features: atomic puts (the blob appears when its last chunk is in) · thread-safe ·
-          local_path spills to a temporary file, deleted on exit
+          local_path spills to a temporary file, deleted on exit · nothing staged to sweep
 Extra:    none
 """
 
@@ -79,6 +79,9 @@ class InMemoryBlobStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)  # synchronous, so that it also runs in a cancelled scope
+
+    async def sweep_staging(self, older_than: float) -> int:
+        return 0  # nothing is staged: a blob appears whole, and dies with its process
 
     def _get(self, key: str) -> bytes:
         check_key(key)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+import attrs
+
 from studio9.errors import Conflict
 from studio9.files.domain import FileNotFound, StoredFile
 
@@ -50,3 +52,10 @@ class InMemoryFileRecords:
         with self._lock:
             if self._files.pop(file_id, None) is None:
                 raise FileNotFound(file_id)
+
+    async def transfer(self, owner_id: str, to: str) -> int:
+        with self._lock:
+            moving = [f for f in self._files.values() if f.owner_id == owner_id]
+            for file in moving:
+                self._files[file.id] = attrs.evolve(file, owner_id=to)
+            return len(moving)

@@ -73,6 +73,14 @@ class InMemoryStreamStates:
             self._t.states[stream_id] = attrs.evolve(state, paused=paused, updated_at=at)
             return True
 
+    async def set_owner(self, stream_id: str, owner_id: str, at: datetime) -> bool:
+        with self._t.lock:
+            state = self._t.states.get(stream_id)
+            if state is None:
+                return False
+            self._t.states[stream_id] = attrs.evolve(state, owner_id=owner_id, updated_at=at)
+            return True
+
     async def lease(self, stream_id: str, owner: str, *, now: datetime, until: datetime) -> bool:
         with self._t.lock:
             state = self._t.states.get(stream_id)

@@ -145,10 +145,22 @@ def normalise_url(url: AdapterURL) -> str:
     return head + ("?" + "&".join(kept) if kept else "")
 
 
+def sqlite_file(driver_url: str) -> Path | None:
+    """The file of a SQLite URL, or None (in memory). ``?uri=true`` names it ``file:<path>``."""
+    parsed = sa.engine.make_url(driver_url)
+    database = parsed.database
+    if not database or database == ":memory:":
+        return None
+    if parsed.query.get("uri") == "true":
+        database = database.removeprefix("file:").partition("?")[0]
+        if not database or database == ":memory:" or "mode=memory" in str(parsed):
+            return None
+    return Path(database)
+
+
 def _sqlite_engine(driver_url: str, timeout: float) -> AsyncEngine:
-    database = sa.engine.make_url(driver_url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if (database := sqlite_file(driver_url)) is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(driver_url, connect_args={"timeout": timeout})
 
     @event.listens_for(engine.sync_engine, "connect")

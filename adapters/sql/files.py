@@ -59,6 +59,13 @@ class SqlFileRecords:
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise FileNotFound(file_id)
 
+    async def transfer(self, owner_id: str, to: str) -> int:
+        statement = sa.update(FileRow).where(FileRow.owner_id == owner_id).values(owner_id=to)
+        with _translated():
+            async with self._sessions.begin() as session:
+                result = await session.execute(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
 
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 import migrations as migrations_package
-from adapters.sql.database import normalise_url
+from adapters.sql.database import normalise_url, sqlite_file
 from studio9.config.urls import AdapterURL, redact
 from studio9.errors import ConfigError
 
@@ -26,9 +26,8 @@ def sync_url(url: AdapterURL) -> str:
     """The synchronous-driver URL for the same database."""
     driver_url = normalise_url(url)
     if driver_url.startswith("sqlite+aiosqlite"):
-        path = sa.engine.make_url(driver_url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if (path := sqlite_file(driver_url)) is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         return "sqlite+pysqlite" + driver_url[len("sqlite+aiosqlite") :]
     return driver_url
 

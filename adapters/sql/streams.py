@@ -92,6 +92,14 @@ class SqlStreamStates:
         )
         return await self._one(statement)
 
+    async def set_owner(self, stream_id: str, owner_id: str, at: datetime) -> bool:
+        statement = (
+            sa.update(StreamStateRow)
+            .where(StreamStateRow.stream_id == stream_id)
+            .values(owner_id=owner_id, updated_at=at)
+        )
+        return await self._one(statement)
+
     async def lease(self, stream_id: str, owner: str, *, now: datetime, until: datetime) -> bool:
         statement = (
             sa.update(StreamStateRow)

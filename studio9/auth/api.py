@@ -8,6 +8,7 @@ from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from studio9.api.openapi import problems
 from studio9.api.paging import page_of
 from studio9.auth.domain import ApiToken, IssuedToken, Principal, Role, User
 from studio9.auth.service import AuthService
@@ -97,7 +98,7 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/tokens", operation_id="CreateToken", status_code=201, security=[])
+    @post("/tokens", operation_id="CreateToken", status_code=201, responses=problems(401, 429, 503))
     async def login(self, data: JSONBody[LoginIn], auth_service: NamedDependency[AuthService]) -> TokenOut:
         """Trade a username and password for a new API token (shown once)."""
         return TokenOut.from_domain(await auth_service.login(data.username, data.password))
@@ -135,7 +136,7 @@ class UserController(Controller):
     path = "/users"
     tags = ["auth"]
 
-    @post("/", operation_id="CreateUser", status_code=201)
+    @post("/", operation_id="CreateUser", status_code=201, responses=problems(403, 409))
     async def create(
         self,
         data: JSONBody[UserIn],
@@ -148,7 +149,7 @@ class UserController(Controller):
         )
         return CreatedUserOut(user=UserOut.from_domain(user), token=TokenOut.from_domain(token))
 
-    @get("/", operation_id="ListUsers")
+    @get("/", operation_id="ListUsers", responses=problems(403))
     async def list_users(
         self,
         principal: NamedDependency[Principal],
@@ -161,7 +162,7 @@ class UserController(Controller):
         page, next_cursor = page_of(users, limit, lambda user: user.id)
         return UserListOut([UserOut.from_domain(u) for u in page], next_cursor=next_cursor)
 
-    @get("/{user_id:str}", operation_id="GetUser")
+    @get("/{user_id:str}", operation_id="GetUser", responses=problems(403))
     async def get_user(
         self,
         user_id: FromPath[str],
@@ -171,12 +172,25 @@ class UserController(Controller):
         """One user (admin only)."""
         return UserOut.from_domain(await auth_service.get_user(principal, user_id))
 
-    @delete("/{user_id:str}", operation_id="DeleteUser", status_code=204)
+    @delete("/{user_id:str}", operation_id="DeleteUser", status_code=204, responses=problems(403, 409))
     async def delete_user(
         self,
         user_id: FromPath[str],
         principal: NamedDependency[Principal],
         auth_service: NamedDependency[AuthService],
+        transfer_to: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1,
+                max_length=64,
+                description="Id of the user who gets the deleted user's jobs, files and streams.",
+            ),
+        ] = None,
     ) -> None:
-        """Delete a user and revoke all of their tokens (admin only)."""
-        await auth_service.delete_user(principal, user_id)
+        """Delete a user and their tokens (admin only).
+
+        With ``transfer_to``, their jobs, files and streams become that user's. Without it,
+        their streams are paused and their queued and running jobs cancelled; their finished
+        jobs, files, streams and predictions stay, readable by admins.
+        """
+        await auth_service.delete_user(principal, user_id, transfer_to=transfer_to)

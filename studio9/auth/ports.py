@@ -67,3 +67,19 @@ class PasswordHasher(Protocol):
 
     async def verify(self, encoded: str | None, password: str) -> bool:
         """Whether ``password`` matches; with ``encoded`` None, do the same work and return False."""
+
+
+class OwnedWork(Protocol):
+    """What a user owns in other contexts (jobs, files, streams), settled when the user is deleted.
+
+    Implemented outside this context (``studio9.offboarding``, wired by the composition root),
+    so that auth needs no other context's service.
+    """
+
+    async def settle(self, user_id: str, *, transfer_to: str | None, by: str) -> None:
+        """Give everything ``user_id`` owns to the user ``transfer_to``; with None, stop their
+        streams and cancel their unfinished jobs (the rest stays, readable by admins).
+
+        Idempotent, so a failed deletion can simply be retried. ``by`` is the acting admin.
+        Raises BackendUnavailable when a backend fails part-way (the user must then stay).
+        """

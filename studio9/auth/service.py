@@ -25,8 +25,15 @@ from studio9.auth.domain import (
     check_username,
 )
 from studio9.auth.passwords import Argon2PasswordHasher
-from studio9.auth.ports import PasswordHasher, TokenStore, UserStore
-from studio9.errors import Conflict, PermissionDenied, RateLimited, Unauthenticated
+from studio9.auth.ports import OwnedWork, PasswordHasher, TokenStore, UserStore
+from studio9.errors import (
+    Conflict,
+    InvalidInput,
+    PermissionDenied,
+    RateLimited,
+    Studio9Error,
+    Unauthenticated,
+)
 from studio9.ids import new_id
 
 log = structlog.get_logger()
@@ -93,6 +100,8 @@ class AuthService:
     policy: AuthPolicy = AuthPolicy()
     hasher: PasswordHasher = attrs.field(factory=Argon2PasswordHasher)
     clock: Callable[[], datetime] = utcnow
+    #: What users own elsewhere (jobs, files, streams), settled before a user is deleted.
+    owned: OwnedWork | None = None
     _cache: _PrincipalCache = attrs.field(init=False)
     _lookups: dict[str, asyncio.Future[Principal]] = attrs.field(init=False, factory=dict)
 
@@ -218,13 +227,38 @@ class AuthService:
         require_admin(actor)
         return await self.users.list(limit=limit, after=after)
 
-    async def delete_user(self, actor: Principal, user_id: str) -> None:
+    async def delete_user(self, actor: Principal, user_id: str, *, transfer_to: str | None = None) -> None:
+        """Delete a user and their tokens, having settled what they own (``OwnedWork``): given
+        to ``transfer_to``, or else their streams paused and unfinished jobs cancelled.
+
+        Settling comes first and is idempotent: if it fails, the user stays and the same
+        request can be retried. It runs again after the deletion for what slipped in
+        meanwhile (a request or stream cycle already under way); a failure then is logged,
+        since the user is gone and a retry would be a 404.
+
+        Raises:
+            PermissionDenied: the actor is not an admin.
+            Conflict: the actor deletes themself.
+            UserNotFound: no such user.
+            InvalidInput: ``transfer_to`` is that user, or no user (field ``transfer_to``).
+            BackendUnavailable: settling failed; nothing was deleted.
+        """
         require_admin(actor)
         if user_id == actor.user_id:
             raise Conflict("you cannot delete your own account")
+        await self.users.get(user_id)
+        if transfer_to is not None:
+            await self._transfer_target(user_id, transfer_to)
+        if self.owned is not None:
+            await self.owned.settle(user_id, transfer_to=transfer_to, by=actor.user_id)
         await self.users.delete(user_id)
         self._cache.evict_user(user_id)
-        log.info("user_deleted", user_id=user_id, by=actor.user_id)
+        log.info("user_deleted", user_id=user_id, by=actor.user_id, transfer_to=transfer_to)
+        if self.owned is not None:
+            try:
+                await self.owned.settle(user_id, transfer_to=transfer_to, by=actor.user_id)
+            except Studio9Error as exc:
+                log.warning("user_leftovers_not_settled", user_id=user_id, error=exc.message)
 
     async def local_principal(self, username: str = "local") -> Principal:
         """The principal of an in-process caller (embedding), as the service account ``username``.
@@ -262,6 +296,14 @@ class AuthService:
         return token
 
     # -- helpers -------------------------------------------------------------------------
+
+    async def _transfer_target(self, user_id: str, transfer_to: str) -> None:
+        if transfer_to == user_id:
+            raise InvalidInput("transfer_to must name another user than the one deleted", field="transfer_to")
+        try:
+            await self.users.get(transfer_to)
+        except UserNotFound:
+            raise InvalidInput(f"no user {transfer_to!r} to transfer to", field="transfer_to") from None
 
     async def _find_user(self, username: str) -> User | None:
         try:

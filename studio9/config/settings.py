@@ -191,8 +191,22 @@ class Settings:
         "Seconds before the first retry of a failed attempt; doubles with each attempt (capped at 300).",
         validator=_positive,
     )
+    max_lost_attempts: int = _setting(
+        3,
+        "Times a job whose worker died (its lease expired) is queued again, on top of its type's"
+        " `max_attempts` for handler errors; then it fails with `lost`.",
+        validator=attrs.validators.ge(0),
+    )
     max_upload_bytes: int = _setting(
         1024**3, "Largest file accepted by `POST /api/v1/files`, in bytes.", validator=_positive
+    )
+    staging_max_age: float = _setting(
+        86400.0,
+        "Seconds after which an unfinished upload counts as left by a crash and is removed (`file://`:"
+        " a `.staging/*.part` not written to for this long; `s3://`: a multipart upload started this long"
+        " ago). Keep it above your longest upload (the default fits 1 GiB at 100 kbit/s). Swept at"
+        " start-up, then hourly (every half of this when shorter); this process's own uploads are spared.",
+        validator=_positive,
     )
     api_url: str = _setting(
         "",

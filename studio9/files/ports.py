@@ -1,6 +1,7 @@
 """What the files context (and the job runtime) needs from storage: blobs and file records.
 
-Adapters: ``adapters/memory/blobs.py`` (memory://), ``adapters/blob/file.py`` (file://);
+Adapters: ``adapters/memory/blobs.py`` (memory://), ``adapters/blob/file.py`` (file://),
+``adapters/blob/s3.py`` (s3://);
 ``adapters/memory/files.py`` and ``adapters/sql/files.py`` (SQLite, PostgreSQL).
 Contracts: ``tests/contract/test_blob_store.py``, ``tests/contract/test_file_records.py``.
 """
@@ -56,6 +57,13 @@ class BlobStore(Backend, Protocol):
         Raises BlobNotFound on entry.
         """
 
+    async def sweep_staging(self, older_than: float) -> int:
+        """Remove what unfinished uploads left behind (a crashed process cannot clean up):
+        staged parts untouched, or multipart uploads started, more than ``older_than`` seconds
+        ago. Never one this process is still writing, whatever its age. Returns how many went;
+        safe to run in several processes at once. Stores that stage nothing return 0.
+        """
+
 
 class Presigner(Protocol):
     """Blob stores that can hand out short-lived download URLs (S3): downloads become redirects."""
@@ -90,3 +98,7 @@ class FileRecords(Protocol):
 
     async def delete(self, file_id: str) -> None:
         """Remove the record. Raises FileNotFound."""
+
+    async def transfer(self, owner_id: str, to: str) -> int:
+        """Give every file of ``owner_id`` to ``to`` (their user is being deleted), in one
+        write; return how many moved. Idempotent: a second call finds none."""

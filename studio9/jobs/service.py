@@ -53,6 +53,8 @@ class JobPolicy:
     redeliver_after: float = 30.0
     retry_backoff: float = 2.0
     retry_backoff_cap: float = 300.0
+    #: Re-runs after a lost worker, counted apart from ``max_attempts`` (see ``Job.lost_attempts``).
+    max_lost_attempts: int = 3
 
     def backoff(self, attempt: int) -> float:
         """Seconds before attempt ``attempt + 1``: doubling from ``retry_backoff``, capped."""
@@ -212,6 +214,70 @@ class JobService:
             if stored is not None:
                 return stored
         raise BackendUnavailable(f"job {job_id} kept changing under us; try again")
+
+    # -- when a user is deleted (``studio9.offboarding`` calls these) ------------------------
+
+    async def cancel_all_of(self, owner_id: str, *, by: str) -> int:
+        """Cancel every unfinished job of ``owner_id`` as ``cancel`` does (queued: at once;
+        running: asked to stop), recording ``owner_deleted`` and the admin ``by``.
+
+        Idempotent: finished jobs, and running ones asked already, are left as they are.
+        Returns how many unfinished jobs it found. Raises BackendUnavailable.
+        """
+
+        def decide(job: Job) -> Decision:
+            now = self.clock()
+            if job.is_terminal or job.owner_id != owner_id:
+                return None
+            if job.status is JobStatus.RUNNING:
+                if job.cancel_requested:
+                    return None
+                requested = attrs.evolve(job, cancel_requested=True, cancel_requested_at=now)
+                return requested, [note(job, "cancel_requested", by, now, why="owner_deleted")]
+            cancelled, event = transition(job, JobStatus.CANCELLED, at=now, reason="owner_deleted", actor=by)
+            return cancelled, [event]
+
+        unfinished = (JobStatus.SUBMITTED, JobStatus.QUEUED, JobStatus.RUNNING)
+        found = await self._change_all_of(owner_id, decide, unfinished)
+        log.info("jobs_cancelled_with_owner", owner_id=owner_id, jobs=found, by=by)
+        return found
+
+    async def transfer_all_of(self, owner_id: str, to: str, *, by: str) -> int:
+        """Give every job of ``owner_id``, finished ones included (results, outputs, history go
+        with the job), to the user ``to``; each records an ``owner_changed`` event. Running jobs
+        run on. Idempotent. Returns how many jobs it moved. Raises BackendUnavailable."""
+
+        def decide(job: Job) -> Decision:
+            if job.owner_id != owner_id:
+                return None
+            event = note(job, "owner_changed", by, self.clock(), from_owner=owner_id, to_owner=to)
+            return attrs.evolve(job, owner_id=to), [event]
+
+        moved = await self._change_all_of(owner_id, decide, (None,))
+        log.info("jobs_transferred", owner_id=owner_id, to=to, jobs=moved, by=by)
+        return moved
+
+    async def _change_all_of(
+        self,
+        owner_id: str,
+        decide: Callable[[Job], Decision],
+        statuses: Sequence[JobStatus | None],
+        page_size: int = 200,
+    ) -> int:
+        """Apply ``decide`` to each job of ``owner_id`` in ``statuses`` (None: any), page by page.
+
+        Paging by id stays right while the changes move jobs out of the query; jobs submitted
+        meanwhile have newer ids and are not seen (the caller runs again for those)."""
+        found = 0
+        for status in statuses:
+            before: str | None = None
+            query = JobQuery(owner_id=owner_id, status=status, limit=page_size)
+            while page := await self.store.list(attrs.evolve(query, before=before)):
+                for job in page:
+                    await self.update(job.id, decide, current=job)
+                found += len(page)
+                before = page[-1].id
+        return found
 
 
 def note(job: Job, reason: str, actor: str, at: datetime, **details: Any) -> JobEvent:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -284,3 +285,62 @@ async def test_abandoned_reads_release_the_blob(store: BlobStore) -> None:
     del unread, partly_read
     await store.delete("files/abandoned")
     assert await _leftovers(store) == []
+
+
+async def test_staging_sweep_spares_stored_blobs_and_uploads_in_progress(store: BlobStore) -> None:
+    # older_than=0: everything staged counts as old, so only the "ours" rule keeps the upload alive.
+    await store.put("files/kept", _chunks(b"kept"))
+    first_part_in, gate = anyio.Event(), anyio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield FIVE_MB + FIVE_MB  # past the S3 threshold: a multipart upload is open
+        first_part_in.set()
+        await gate.wait()
+        yield b"end"
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(store.put, "files/slow", slow())
+        await first_part_in.wait()
+        assert await store.sweep_staging(0) == 0
+        gate.set()
+    assert await _read(store, "files/slow") == FIVE_MB + FIVE_MB + b"end"
+    assert await _read(store, "files/kept") == b"kept"
+    assert await store.sweep_staging(0) == 0
+    assert await _leftovers(store) == (
+        [] if isinstance(store, InMemoryBlobStore) else ["files/kept", "files/slow"]
+    )
+
+
+async def test_file_staging_sweep_removes_old_parts_and_keeps_fresh_ones(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    await store.ping()
+    staging = tmp_path / "blobs" / ".staging"
+    staging.mkdir()
+    two_days_ago = time.time() - 2 * 86400
+    for name in ("dead.part", "notes.txt"):  # a crash's leftover, and a file that is not ours to judge
+        (staging / name).write_bytes(b"x")
+        os.utime(staging / name, (two_days_ago, two_days_ago))
+    (staging / "live.part").write_bytes(b"y")  # written to a moment ago: another process's upload
+    assert await store.sweep_staging(86400) == 1
+    assert sorted(p.name for p in staging.iterdir()) == ["live.part", "notes.txt"]
+    assert await store.sweep_staging(86400) == 0
+
+
+async def test_file_staging_sweep_never_removes_an_upload_of_this_process(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    written, gate = anyio.Event(), anyio.Event()
+
+    async def paused() -> AsyncIterator[bytes]:
+        yield b"a" * (2 << 20)  # over one write's worth: the part is on disk
+        written.set()
+        await gate.wait()
+        yield b"b"
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(store.put, "files/paused", paused())
+        await written.wait()
+        (part,) = (tmp_path / "blobs" / ".staging").iterdir()
+        os.utime(part, (0, 0))  # as old as can be: only its being ours keeps it
+        assert await store.sweep_staging(86400) == 0
+        gate.set()
+    assert await store.size("files/paused") == (2 << 20) + 1

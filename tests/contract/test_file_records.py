@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 
 from studio9.errors import Conflict
@@ -81,3 +82,15 @@ async def test_delete_removes_the_record(records: FileRecords) -> None:
     with pytest.raises(FileNotFound):
         await records.get(gone.id)
     assert [f.id for f in await records.list(None, limit=10)] == [kept.id]
+
+
+async def test_transfer_gives_every_file_of_one_owner_to_another(records: FileRecords) -> None:
+    mine, theirs = [_file("owner-a"), _file("owner-a")], _file("owner-b")
+    for stored in [*mine, theirs]:
+        await records.add(stored)
+    assert await records.transfer("owner-a", "owner-c") == 2
+    assert await records.transfer("owner-a", "owner-c") == 0  # idempotent
+    assert await records.list("owner-a", limit=10) == []
+    moved = sorted(await records.list("owner-c", limit=10), key=lambda f: f.id)
+    assert moved == sorted((attrs.evolve(f, owner_id="owner-c") for f in mine), key=lambda f: f.id)
+    assert (await records.get(theirs.id)).owner_id == "owner-b"

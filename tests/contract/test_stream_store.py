@@ -131,3 +131,15 @@ async def test_pause_flag_and_delete(database: Any) -> None:
     assert not await states.set_paused(SID, False, T0)
     await states.ensure(SID, "owner1", T0)  # a stream made again under that id starts empty
     assert (await backlog.add(SID, _items("a"), T0)).accepted == 1
+
+
+async def test_set_owner_changes_only_that_streams_owner(database: Any) -> None:
+    states, backlog = await _stream(database)
+    other = "01jstream0000000000000000b"
+    await states.ensure(other, "owner1", T0)
+    await backlog.add(SID, _items("a"), T0)
+    assert await states.set_owner(SID, "owner2", T0 + timedelta(seconds=1))
+    moved = await states.get(SID)
+    assert (moved.owner_id, moved.received, moved.updated_at) == ("owner2", 1, T0 + timedelta(seconds=1))
+    assert (await states.get(other)).owner_id == "owner1"
+    assert not await states.set_owner("01jstream0000000000000000z", "owner2", T0)

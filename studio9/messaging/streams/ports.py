@@ -31,6 +31,10 @@ class StreamStates(Protocol):
     async def set_paused(self, stream_id: str, paused: bool, at: datetime) -> bool:
         """Set the flag; False when there is no such row."""
 
+    async def set_owner(self, stream_id: str, owner_id: str, at: datetime) -> bool:
+        """Record the stream's new owner (its user was deleted, the stream given to another);
+        False when there is no such row."""
+
     async def lease(self, stream_id: str, owner: str, *, now: datetime, until: datetime) -> bool:
         """Take or renew the stream's lease for ``owner`` until ``until``: only when nobody
         holds it, ``owner`` does, or the holder's lease expired before ``now``. One write."""

@@ -167,8 +167,11 @@ class StreamRunner:
             )
             if not formed:
                 break
+        batches = await backlog.open_batches(spec.id, limit=_CYCLE_LIMIT)
+        if batches and await self.service.pause_if_orphaned(spec):
+            return 0  # its owner was deleted: no job is submitted for a user who is gone
         submitted = 0
-        for batch in await backlog.open_batches(spec.id, limit=_CYCLE_LIMIT):
+        for batch in batches:
             submitted += await self._submit(spec, batch)
         return submitted
 

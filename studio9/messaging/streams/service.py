@@ -7,7 +7,7 @@ write, while any user may own a stream; the ownership check here takes its place
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ import structlog
 from studio9.auth.domain import Principal
 from studio9.config.domain import ConfigSetting, SettingNotFound
 from studio9.config.ports import ConfigStore
-from studio9.errors import Conflict, InvalidInput, PreconditionFailed, Studio9Error
+from studio9.errors import BackendUnavailable, Conflict, InvalidInput, PreconditionFailed, Studio9Error
 from studio9.ids import new_id
 from studio9.messaging.streams.domain import (
     MAX_ITEM_BYTES,
@@ -44,6 +44,7 @@ CHANGEABLE = frozenset(
 )
 _TAGS = ("stream",)
 _PAGE = 500
+_CAS_TRIES = 20
 
 
 def utcnow() -> datetime:
@@ -71,6 +72,8 @@ class StreamService:
     clock: Callable[[], datetime] = utcnow
     #: Called after a stream is created or changed (the local runner picks it up at once).
     on_change: Callable[[], None] | None = None
+    #: Whether a user of that id exists (the composition root's user store); None: unchecked.
+    owner_exists: Callable[[str], Awaitable[bool]] | None = None
 
     async def create(self, actor: Principal, fields: Mapping[str, Any]) -> StreamView:
         """Create a stream owned by ``actor``. Raises InvalidInput naming the field."""
@@ -83,7 +86,7 @@ class StreamService:
         # The state row first: a crash before the setting leaves a row no setting names
         # (invisible, harmless), never a stream without its counters.
         await self.states.ensure(spec.id, spec.owner_id, now)
-        stored = await self.settings.put(self._setting(spec, actor, now), expected_version=0)
+        stored = await self.settings.put(self._setting(spec, actor.user_id, now), expected_version=0)
         if stored is None:
             raise Conflict(f"stream {spec.id} exists")
         log.info("stream_created", stream_id=spec.id, owner_id=spec.owner_id, source=_scheme(spec.source))
@@ -113,7 +116,7 @@ class StreamService:
             raise InvalidInput(str(exc), field="mode") from None
         changed = await self._validated(draft)
         stored = await self.settings.put(
-            self._setting(changed, actor, self.clock()), expected_version=version
+            self._setting(changed, actor.user_id, self.clock()), expected_version=version
         )
         if stored is None:
             raise PreconditionFailed(f"stream {stream_id} changed while you changed it; read it and retry")
@@ -189,7 +192,64 @@ class StreamService:
                 return found
             after = page[-1].name
 
+    async def pause_if_orphaned(self, spec: StreamSpec) -> bool:
+        """Pause the stream and return True when its owner's user no longer exists, rather
+        than submit jobs for nobody (deleting a user pauses or gives away their streams first;
+        this catches one that slipped past, say, created while the deletion ran)."""
+        if self.owner_exists is None or await self.owner_exists(spec.owner_id):
+            return False
+        await self.states.set_paused(spec.id, True, self.clock())
+        log.warning("stream_paused_owner_missing", stream_id=spec.id, owner_id=spec.owner_id)
+        return True
+
+    # -- when an owner's user is deleted (``studio9.offboarding`` calls these) -------------
+
+    async def pause_all_of(self, owner_id: str, *, by: str) -> int:
+        """Pause every stream of ``owner_id``: it makes no more jobs (a queue source is no
+        longer read, so its messages stay queued), while its settings, pending items and
+        batches stay for admins to read, or delete. Idempotent; returns how many."""
+        now = self.clock()
+        theirs = [spec for spec in await self.specs() if spec.owner_id == owner_id]
+        for spec in theirs:
+            await self.states.ensure(spec.id, spec.owner_id, now)
+            await self.states.set_paused(spec.id, True, now)
+        log.info("streams_paused_with_owner", owner_id=owner_id, streams=len(theirs), by=by)
+        return len(theirs)
+
+    async def transfer_all_of(self, owner_id: str, to: str, *, by: str) -> int:
+        """Give every stream of ``owner_id`` to the user ``to``: its next jobs are submitted as
+        ``to``. Idempotent; returns how many moved. Raises BackendUnavailable."""
+        moved = 0
+        for spec in await self.specs():
+            if spec.owner_id == owner_id and await self._give(spec.id, owner_id, to, by):
+                moved += 1
+        if moved:
+            self._changed()
+        log.info("streams_transferred", owner_id=owner_id, to=to, streams=moved, by=by)
+        return moved
+
     # -- helpers -------------------------------------------------------------------------
+
+    async def _give(self, stream_id: str, owner_id: str, to: str, by: str) -> bool:
+        """Rewrite one stream's owner by compare-and-set; False when it is not ``owner_id``'s."""
+        for _ in range(_CAS_TRIES):
+            try:
+                setting = await self.settings.get(SETTINGS_SERVICE, stream_id)
+            except SettingNotFound:
+                return False
+            spec = StreamSpec.from_value(stream_id, setting.value)
+            if spec.owner_id != owner_id:
+                return False
+            now = self.clock()
+            # The state row first: should the setting's write fail, a retry still finds the
+            # stream as ``owner_id``'s and redoes both.
+            await self.states.ensure(stream_id, owner_id, now)
+            await self.states.set_owner(stream_id, to, now)
+            given = attrs.evolve(spec, owner_id=to)
+            stored = await self.settings.put(self._setting(given, by, now), expected_version=setting.version)
+            if stored is not None:
+                return True
+        raise BackendUnavailable(f"stream {stream_id} kept changing while its owner was changed; try again")
 
     async def _own(self, actor: Principal, stream_id: str) -> tuple[StreamSpec, int]:
         """The stream and its setting's version, if the actor may see it; else StreamNotFound."""
@@ -227,7 +287,7 @@ class StreamService:
             await source.aclose()
         return spec
 
-    def _setting(self, spec: StreamSpec, actor: Principal, now: datetime) -> ConfigSetting:
+    def _setting(self, spec: StreamSpec, by: str, now: datetime) -> ConfigSetting:
         return ConfigSetting(
             service=SETTINGS_SERVICE,
             name=spec.id,
@@ -235,7 +295,7 @@ class StreamService:
             tags=_TAGS,
             created_at=spec.created_at,
             updated_at=now,
-            updated_by=actor.user_id,
+            updated_by=by,
         )
 
     def _changed(self) -> None:

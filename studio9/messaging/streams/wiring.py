@@ -6,6 +6,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from studio9.auth.domain import UserNotFound
+from studio9.auth.ports import UserStore
 from studio9.config.settings import Settings
 from studio9.messaging.streams.ports import JobSubmitter, StreamSource
 from studio9.messaging.streams.runner import StreamRunner
@@ -33,6 +35,7 @@ def build_streams(
         jobs,
         open_source=functools.partial(open_source, timeout=settings.backend_timeout),
         known_job_type=lambda name: any(t.name == name for t in jobs.registry),
+        owner_exists=functools.partial(_user_exists, database.users),
     )
     runner = StreamRunner(
         service,
@@ -42,3 +45,12 @@ def build_streams(
     )
     service.on_change = runner.wake
     return service, runner
+
+
+async def _user_exists(users: UserStore, user_id: str) -> bool:
+    """Whether the user exists (a stream whose owner was deleted must not submit jobs)."""
+    try:
+        await users.get(user_id)
+    except UserNotFound:
+        return False
+    return True
