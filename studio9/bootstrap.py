@@ -42,6 +42,7 @@ from studio9.jobs.supervisor import Supervisor
 from studio9.jobs.tasks import declare_job_actor
 from studio9.messaging.events import EventPublisher, EventSubscriber
 from studio9.messaging.ports import JobBroker
+from studio9.messaging.streams import domain as stream_domain
 from studio9.messaging.streams.ports import StreamSource
 from studio9.messaging.streams.runner import StreamRunner
 from studio9.messaging.streams.service import StreamService
@@ -223,7 +224,10 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             await index.check_schema()
         events: EventPublisher = opened["events"]
         config = ConfigService(
-            database.config_settings, events=events, cache_seconds=settings.auth_cache_seconds
+            database.config_settings,
+            events=events,
+            cache_seconds=settings.auth_cache_seconds,
+            owned={stream_domain.SETTINGS_SERVICE: stream_domain.owner_of},  # the stream's access
         )
         if isinstance(events, EventSubscriber):
             # Config changes made by any process invalidate this one's cache: at once on the

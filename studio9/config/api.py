@@ -8,10 +8,12 @@ from litestar import Controller, Response, delete, get, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from studio9.api.openapi import also, problems
 from studio9.api.paging import page_of
 from studio9.auth.domain import Principal
 from studio9.config.domain import ConfigSetting, ConfigSettingVersion
 from studio9.config.service import ConfigService
+from studio9.config.urls import redact_values
 
 
 class SettingIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -34,7 +36,7 @@ class SettingOut(msgspec.Struct):
         return cls(
             service=setting.service,
             name=setting.name,
-            value=setting.value,
+            value=redact_values(setting.value),
             tags=list(setting.tags),
             version=setting.version,
             created_at=setting.created_at,
@@ -60,7 +62,7 @@ class VersionOut(msgspec.Struct):
     def from_domain(cls, version: ConfigSettingVersion) -> "VersionOut":
         return cls(
             version=version.version,
-            value=version.value,
+            value=redact_values(version.value),
             tags=list(version.tags),
             by=version.by,
             at=version.at,
@@ -79,7 +81,12 @@ class ConfigSettingController(Controller):
     path = "/services/{service:str}/config-settings"
     tags = ["config"]
 
-    @put("/{name:str}", operation_id="PutConfigSetting", status_code=200)
+    @put(
+        "/{name:str}",
+        operation_id="PutConfigSetting",
+        status_code=200,
+        responses=problems(403, 412) | also(201, SettingOut, "Created."),
+    )
     async def put_setting(
         self,
         service: FromPath[str],
@@ -100,7 +107,7 @@ class ConfigSettingController(Controller):
             headers={"ETag": setting.etag},
         )
 
-    @get("/{name:str}", operation_id="GetConfigSetting")
+    @get("/{name:str}", operation_id="GetConfigSetting", responses=problems(422))
     async def get_setting(
         self,
         service: FromPath[str],
@@ -112,7 +119,7 @@ class ConfigSettingController(Controller):
         setting = await config_service.get(principal, service, name)
         return Response(SettingOut.from_domain(setting), headers={"ETag": setting.etag})
 
-    @delete("/{name:str}", operation_id="DeleteConfigSetting", status_code=204)
+    @delete("/{name:str}", operation_id="DeleteConfigSetting", status_code=204, responses=problems(403, 412))
     async def delete_setting(
         self,
         service: FromPath[str],

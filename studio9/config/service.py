@@ -1,5 +1,8 @@
 """Use cases of config settings: admins write, everyone authenticated reads, nothing is lost.
 
+Settings that describe a user's object (a stream's, under ``streams``) are read by its owner
+and admins only (``owned``); to anyone else they do not exist, as the object does not.
+
 Every change publishes ``config.updated`` / ``config.deleted`` (payload: service, name,
 version). ``get`` always reads the store (the HTTP API's ETags must be current on every
 replica); ``cached`` serves in-process readers (job-type defaults, embedding programs) from a
@@ -12,7 +15,7 @@ have been missed, and in any case after ``cache_seconds`` (the safety net for a 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,12 +43,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: Reads the owner (a user id) out of the value of a setting that describes a user's object.
+OwnerOf = Callable[[Any], str | None]
+
+
 @attrs.define
 class ConfigService:
     store: ConfigStore
     events: EventPublisher | None = None
     cache_seconds: float = 5.0
     clock: Callable[[], datetime] = utcnow
+    #: Services whose settings describe users' objects (``streams``: a stream's settings), with
+    #: how to find the owner in a value. Their settings follow the object's access: a reader who
+    #: is neither its owner nor an admin is told they do not exist, like the object itself.
+    owned: Mapping[str, OwnerOf] = attrs.field(factory=dict)
     _cache: dict[tuple[str, str], tuple[Any, float]] = attrs.field(factory=dict, init=False)
     # Bumped by every invalidation: a store read that an invalidation overtook is not cached,
     # or an event arriving while ``cached`` awaits the store would be undone by its answer.
@@ -99,8 +110,12 @@ class ConfigService:
         return stored, current is None
 
     async def get(self, actor: Principal, service: str, name: str) -> ConfigSetting:
+        """The setting. Raises SettingNotFound, also for another user's object's setting."""
         check_names(service, name)
-        return await self.store.get(service, name)
+        setting = await self.store.get(service, name)
+        if not self._may_read(actor, service, setting.value):
+            raise SettingNotFound(service, name)
+        return setting
 
     async def delete(self, actor: Principal, service: str, name: str, *, if_match: str | None = None) -> None:
         _require_admin(actor)
@@ -117,7 +132,17 @@ class ConfigService:
         self, actor: Principal, service: str, *, tag: str | None, limit: int, after: str | None
     ) -> Sequence[ConfigSetting]:
         check_names(service, "x")
-        return await self.store.list(service, tag=tag, limit=limit, after=after)
+        if service not in self.owned or actor.is_admin:
+            return await self.store.list(service, tag=tag, limit=limit, after=after)
+        # Another user's settings are skipped, so a page is filled from as many reads as it takes.
+        found: list[ConfigSetting] = []
+        while len(found) < limit:
+            page = await self.store.list(service, tag=tag, limit=limit, after=after)
+            found.extend(s for s in page if self._may_read(actor, service, s.value))
+            if len(page) < limit:
+                break
+            after = page[-1].name
+        return found[:limit]
 
     async def history(
         self, actor: Principal, service: str, name: str, *, limit: int
@@ -126,7 +151,16 @@ class ConfigService:
         versions = await self.store.history(service, name, limit=limit)
         if not versions:
             raise SettingNotFound(service, name)
+        if service in self.owned and not actor.is_admin:
+            # Whose the object is now (its newest value): an owner sees its whole history.
+            latest = next((v.value for v in versions if not v.deleted), None)
+            if latest is None or not self._may_read(actor, service, latest):
+                raise SettingNotFound(service, name)
         return versions
+
+    def _may_read(self, actor: Principal, service: str, value: Any) -> bool:
+        owner_of = self.owned.get(service)
+        return owner_of is None or actor.is_admin or owner_of(value) == actor.user_id
 
     async def cached(self, service: str, name: str) -> Any:
         """The value, or None when the setting does not exist; for in-process readers."""

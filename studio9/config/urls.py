@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Self
+from collections.abc import Mapping
+from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import attrs
@@ -13,12 +14,34 @@ from studio9.errors import ConfigError
 # Matches the userinfo password in any scheme://user:password@host string, so that free
 # text (error messages from drivers, for instance) can be scrubbed as well as our URLs.
 _PASSWORD_IN_TEXT = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]+)(?=@)")
+# Credentials passed in a URL's query string (a presigned S3 URL's signature, an API key).
+_SECRET_IN_QUERY = re.compile(
+    r"(?P<head>[?&](?:password|passwd|pwd|secret|token|access_token|api_key|apikey|access_key"
+    r"|secret_key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=)"
+    r"(?P<secret>[^&#\s'\"]+)",
+    re.IGNORECASE,
+)
 REDACTED = "***"
 
 
 def redact(text: str) -> str:
-    """Replace every URL password inside ``text`` with ``***``."""
-    return _PASSWORD_IN_TEXT.sub(lambda m: m.group("head") + REDACTED, text)
+    """Replace every URL password (and every credential in a URL's query) inside ``text`` with ``***``."""
+    if "://" not in text and "=" not in text:
+        return text
+    text = _PASSWORD_IN_TEXT.sub(lambda m: m.group("head") + REDACTED, text)
+    return _SECRET_IN_QUERY.sub(lambda m: m.group("head") + REDACTED, text)
+
+
+def redact_values(value: Any) -> Any:
+    """``value`` (JSON-like) with ``redact`` applied to every string in it: for stored documents
+    (settings, a stream's params) shown back to users, where a URL may carry credentials."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {key: redact_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_values(item) for item in value]
+    return value
 
 
 @attrs.frozen(repr=False)

@@ -9,9 +9,10 @@ from litestar import delete as delete_route
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from studio9.api.openapi import problems
 from studio9.api.paging import page_of
 from studio9.auth.domain import Principal
-from studio9.config.urls import redact
+from studio9.config.urls import redact, redact_values
 from studio9.messaging.streams.domain import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_WAIT,
@@ -92,7 +93,7 @@ class StreamOut(msgspec.Struct):
             owner_id=spec.owner_id,
             source=redact(spec.source),
             job_type=spec.job_type,
-            params=dict(spec.params),
+            params=redact_values(dict(spec.params)),
             batch_size=spec.batch_size,
             max_wait=spec.max_wait,
             mode=spec.mode.value,
@@ -154,7 +155,7 @@ class StreamController(Controller):
     path = "/streams"
     tags = ["streams"]
 
-    @post("/", operation_id="CreateStream", status_code=201)
+    @post("/", operation_id="CreateStream", status_code=201, responses=problems(409))
     async def create(
         self,
         data: JSONBody[StreamIn],
@@ -188,7 +189,7 @@ class StreamController(Controller):
         """One stream, with its counters and the runner serving it."""
         return StreamOut.from_domain(await stream_service.get(principal, stream_id))
 
-    @patch("/{stream_id:str}", operation_id="UpdateStream")
+    @patch("/{stream_id:str}", operation_id="UpdateStream", responses=problems(412))
     async def update(
         self,
         stream_id: FromPath[str],
@@ -230,7 +231,7 @@ class StreamController(Controller):
         """Make jobs again."""
         return StreamOut.from_domain(await stream_service.set_paused(principal, stream_id, False))
 
-    @post("/{stream_id:str}/items", operation_id="PushStreamItems", status_code=202)
+    @post("/{stream_id:str}/items", operation_id="PushStreamItems", status_code=202, responses=problems(409))
     async def push(
         self,
         stream_id: FromPath[str],

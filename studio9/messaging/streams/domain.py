@@ -39,6 +39,12 @@ STREAM_ID = re.compile(r"[0-9a-z]{26}")
 SETTINGS_SERVICE = "streams"
 
 
+def owner_of(value: Any) -> str | None:
+    """Whose stream a ``streams/<id>`` setting value describes (None: not a stream's value)."""
+    owner = value.get("owner_id") if isinstance(value, Mapping) else None
+    return owner if isinstance(owner, str) else None
+
+
 class StreamMode(enum.StrEnum):
     """How a batch's items reach its job's params (see ``job_params``)."""
 

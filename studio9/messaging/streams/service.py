@@ -18,6 +18,7 @@ import structlog
 from studio9.auth.domain import Principal
 from studio9.config.domain import ConfigSetting, SettingNotFound
 from studio9.config.ports import ConfigStore
+from studio9.config.urls import redact, redact_values
 from studio9.errors import BackendUnavailable, Conflict, InvalidInput, PreconditionFailed, Studio9Error
 from studio9.ids import new_id
 from studio9.messaging.streams.domain import (
@@ -110,6 +111,7 @@ class StreamService:
     async def update(self, actor: Principal, stream_id: str, changes: Mapping[str, Any]) -> StreamView:
         """Change some settings (compare-and-set on the setting's version)."""
         spec, version = await self._own(actor, stream_id)
+        changes = _without_redacted_echoes(spec, changes)
         try:
             draft = attrs.evolve(spec, **_known(changes))
         except (TypeError, ValueError) as exc:
@@ -312,3 +314,14 @@ def _known(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def _scheme(source: str) -> str:
     return source.split("://", 1)[0]
+
+
+def _without_redacted_echoes(spec: StreamSpec, changes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``changes`` without a ``source`` or ``params`` that only echo what reads show (their
+    credentials redacted): a client that sends back what it read must not store ``***``."""
+    echoes = {
+        "source": redact(spec.source),
+        "params": redact_values(dict(spec.params)),
+    }
+    current = {"source": spec.source, "params": dict(spec.params)}
+    return {k: v for k, v in changes.items() if not (k in echoes and v == echoes[k] != current[k])}
