@@ -145,6 +145,10 @@ class FileService:
         await self._discard(stored.blob_key)
         log.info("file_deleted", file_id=stored.id, by=actor.user_id)
 
+    async def file_name(self, owner_id: str | None, file_id: str) -> str:
+        """The name the file was uploaded with, for the job runtime. Raises FileNotFound."""
+        return (await self._visible(file_id, owner_id)).name
+
     @contextlib.asynccontextmanager
     async def local_path(self, owner_id: str | None, file_id: str) -> AsyncIterator[Path]:
         """A local, read-only path to the file's bytes, for the job runtime.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -55,11 +54,11 @@ async def profile(ctx: JobContext, params: ProfileParams) -> dict[str, Any]:
     # pyarrow and numpy load with the first profile, not with the server (docs/decisions.md).
     from studio9.jobs.profiling import profile_file
 
-    async with ctx.input_path(params.file) as path:
-        # Stored blobs have no file extension: tell Parquet by its magic bytes, else read CSV.
-        file_format = params.format or await ctx.in_thread(_sniff_format, path)
+    # Under its uploaded name: Parquet is told by its magic bytes, a .parquet file without them
+    # is refused as such, anything else is read as CSV; errors name the file the user knows.
+    async with ctx.input_file(params.file) as path:
         profiled = await ctx.in_thread(
-            functools.partial(profile_file, path, file_format=file_format, on_progress=ctx.report)
+            functools.partial(profile_file, path, file_format=params.format, on_progress=ctx.report)
         )
     await ctx.put_output("profile.json", msgspec.json.encode(profiled))
     return {
@@ -68,11 +67,6 @@ async def profile(ctx: JobContext, params: ProfileParams) -> dict[str, Any]:
         "columns": len(profiled["columns"]),
         "output": "profile.json",
     }
-
-
-def _sniff_format(path: Path) -> Literal["csv", "parquet"]:
-    with path.open("rb") as handle:
-        return "parquet" if handle.read(4) == b"PAR1" else "csv"
 
 
 def builtin_registry() -> JobTypeRegistry:

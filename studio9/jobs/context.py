@@ -7,6 +7,7 @@ method here is safe to call from either; the ``*_sync`` ones are for plain funct
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -14,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import anyio.from_thread
 import anyio.to_thread
 import attrs
@@ -110,6 +112,20 @@ class JobContext:
     def input_path(self, file_id: str) -> AbstractAsyncContextManager[Path]:
         """A local path to read one of the owner's uploaded files."""
         return self.inputs.local_path(self.owner_id, file_id)
+
+    @contextlib.asynccontextmanager
+    async def input_file(self, file_id: str) -> AsyncIterator[Path]:
+        """A local path to one of the owner's uploaded files under the name it was uploaded with
+        (a link in the scratch directory), so that its extension and name show where it matters:
+        format detection, error messages."""
+        name = await self.inputs.file_name(self.owner_id, file_id)
+        async with self.input_path(file_id) as path:
+            folder = self.scratch / "inputs" / file_id
+            await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+            link = folder / name
+            await anyio.Path(link).unlink(missing_ok=True)
+            await anyio.Path(link).symlink_to(path)
+            yield link
 
     async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
         """Run blocking work (parsing, numerics) off the event loop; cancellation applies at ``report``."""

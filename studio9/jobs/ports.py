@@ -232,3 +232,6 @@ class JobInputs(Protocol):
 
     def local_path(self, owner_id: str | None, file_id: str) -> AbstractAsyncContextManager[Path]:
         """A readable local path of the owner's file. Raises NotFound for another owner's file."""
+
+    async def file_name(self, owner_id: str | None, file_id: str) -> str:
+        """The name the file was uploaded with (its extension tells its format). Raises NotFound."""

@@ -93,7 +93,8 @@ def profile_file(
 
     Args:
         path: the file to read.
-        file_format: ``None`` detects it: Parquet magic bytes ``PAR1``, else the suffix.
+        file_format: ``None`` detects it: Parquet's magic bytes ``PAR1`` make it Parquet, a
+            ``.parquet`` / ``.pq`` name without them is refused, anything else is read as CSV.
         on_progress: called after each chunk with a non-decreasing fraction, last with 1.0.
             It may raise to cancel; the exception propagates.
         chunk_rows: rows per chunk (for CSV, turned into a byte block size from a sample).
@@ -174,12 +175,12 @@ def _resolve_format(path: Path, head: bytes, requested: FileFormat | None) -> Fi
     if requested is None:
         if is_parquet:
             return "parquet"
-        guessed = _SUFFIXES.get(path.suffix.lower())
-        if guessed is None:
+        if _SUFFIXES.get(path.suffix.lower()) == "parquet":
             raise InvalidInput(
-                f"cannot tell the format of {path.name}: expected a .csv or .parquet file", file=path.name
+                f"{path.name} is not a Parquet file: it does not start with Parquet's magic bytes",
+                file=path.name,
             )
-        return guessed
+        return "csv"  # whatever the name says: CSV is what text files without a format usually are
     if requested not in ("csv", "parquet"):
         raise InvalidInput(f"unknown file format {requested!r}: expected 'csv' or 'parquet'", field="format")
     if requested == "csv" and is_parquet:
@@ -318,6 +319,10 @@ def _csv_batches(reader: Any, plan: _CsvPlan, path: Path) -> Iterator[pa.RecordB
 
 def _reject_binary(schema: pa.Schema, path: Path) -> None:
     """pyarrow types a column it cannot decode as UTF-8 as binary: that file is not text."""
+    try:
+        schema.names  # noqa: B018 - decoding the header's names is the check
+    except UnicodeDecodeError:  # pyarrow keeps the header's bytes; reading a name decodes them
+        raise InvalidInput(f"{path.name} is not UTF-8 text (its header line)", file=path.name) from None
     for field in schema:
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
             raise InvalidInput(
@@ -325,10 +330,18 @@ def _reject_binary(schema: pa.Schema, path: Path) -> None:
             )
 
 
+def printable(text: str, limit: int = 300) -> str:
+    """``text`` fit to show a user: what is not printable escaped, at most ``limit`` characters.
+    pyarrow quotes the offending row in its errors, and a binary file's "row" is raw bytes."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 def _csv_failure(exc: Exception, plan: _CsvPlan, schema: pa.Schema | None, path: Path) -> Exception:
     """What a pyarrow CSV error means for us: a restart with a wider plan, or bad input."""
-    message = str(exc)
-    if "straddl" in message:  # a row longer than the block
+    raw = str(exc)
+    message = printable(raw)
+    if "straddl" in raw:  # a row longer than the block
         if plan.block_size >= _MAX_ROW_BLOCK:
             return InvalidInput(
                 f"{path.name} has a row longer than {_MAX_ROW_BLOCK >> 20} MiB", file=path.name
@@ -337,7 +350,7 @@ def _csv_failure(exc: Exception, plan: _CsvPlan, schema: pa.Schema | None, path:
         return _Restart(
             attrs.evolve(plan, block_size=bigger), f"a row is longer than {plan.block_size} bytes"
         )
-    conversion = _CONVERSION.search(message)
+    conversion = _CONVERSION.search(raw)
     if conversion is not None and schema is not None:
         field = schema.field(int(conversion[1]))
         wider = _wider_type(field.type, conversion[2])

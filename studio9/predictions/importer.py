@@ -158,6 +158,10 @@ class _Reader:
             raise InvalidInput(f"unknown format {self.format!r}: expected 'csv' or 'parquet'", field="format")
         if self.format == "csv" and is_parquet:
             raise InvalidInput(f"{self.path.name} is a Parquet file, not CSV", field="format")
+        if self.format is None and not is_parquet and self.path.suffix.lower() in (".parquet", ".pq"):
+            raise InvalidInput(
+                f"{self.path.name} is not a Parquet file: it does not start with Parquet's magic bytes"
+            )
         if self.format == "parquet" or (self.format is None and is_parquet):
             raw = _parquet(self.path, chunk_rows)
         else:

@@ -49,7 +49,7 @@ def import_job_type(service: PredictionService) -> JobType:
 
     async def handle(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
         ctx.report(0.0, message="importing predictions")
-        async with ctx.input_path(params.file) as path:
+        async with ctx.input_file(params.file) as path:  # under its uploaded name, for messages
             result = await service.import_file(
                 path,
                 model_id=params.model_id,

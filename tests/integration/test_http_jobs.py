@@ -219,6 +219,23 @@ async def test_malformed_csv_fails_naming_the_row(client: Client, admin_headers:
     assert job["attempt"] == 1  # bad input is not worth a retry
 
 
+async def test_a_garbage_parquet_file_is_refused_as_not_parquet_by_its_uploaded_name(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    upload = await client.post(
+        "/api/v1/files?name=export.parquet", headers=admin_headers, content=b"\x00\x01junk\xff\n" * 500
+    )
+    response = await client.post(
+        "/api/v1/jobs",
+        headers=admin_headers,
+        json={"type": "data.profile", "params": {"file": upload.json()["id"]}},
+    )
+    job = await _wait(client, admin_headers, response.json()["id"], "completed", "failed")
+    assert (job["status"], job["error"]["code"]) == ("failed", "invalid_input")
+    assert job["error"]["message"].startswith("export.parquet is not a Parquet file")
+    assert "junk" not in job["error"]["message"]
+
+
 async def test_five_hundred_noop_jobs_through_http_all_complete(
     client: Client, admin_headers: dict[str, str]
 ) -> None:

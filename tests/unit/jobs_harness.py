@@ -59,6 +59,9 @@ class NoInputs:
     def local_path(self, owner_id: str | None, file_id: str) -> contextlib.AbstractAsyncContextManager[Path]:
         raise NotFound(f"file {file_id!r} not found")
 
+    async def file_name(self, owner_id: str | None, file_id: str) -> str:
+        raise NotFound(f"file {file_id!r} not found")
+
 
 class SleepParams(msgspec.Struct):
     seconds: float = 0.0

@@ -300,7 +300,8 @@ BAD_INPUTS: dict[str, tuple[str, Callable[[Path], Any], str]] = {
     "missing": ("gone.csv", lambda p: None, "no such file"),
     "empty": ("empty.csv", lambda p: p.write_bytes(b""), "is empty"),
     "directory": ("folder.csv", lambda p: p.mkdir(), "is a directory"),
-    "unknown extension": ("data.xlsx", lambda p: p.write_text("x\n1\n"), "cannot tell the format"),
+    # A spreadsheet is not text: read as CSV (whatever the name says), it fails as not UTF-8.
+    "unknown extension": ("data.xlsx", lambda p: p.write_bytes(b"PK\x03\x04\xff\xfe\n" * 300), "not UTF-8"),
     "not utf-8": ("latin1.csv", _not_utf8, "not UTF-8"),
     "random bytes": (
         "noise.csv",
@@ -308,7 +309,7 @@ BAD_INPUTS: dict[str, tuple[str, Callable[[Path], Any], str]] = {
         "not UTF-8|not a readable CSV",
     ),
     "ragged rows": ("ragged.csv", lambda p: p.write_text("a,b\n1,2\n1,2,3\n"), "not a readable CSV"),
-    "fake parquet": ("fake.parquet", lambda p: p.write_text("a,b\n1,2\n"), "not a readable Parquet"),
+    "fake parquet": ("fake.parquet", lambda p: p.write_text("a,b\n1,2\n"), "not a Parquet file"),
     "truncated parquet": ("cut.parquet", lambda p: p.write_bytes(b"PAR1" + b"\0" * 64), "Parquet"),
 }
 
@@ -319,8 +320,29 @@ def test_bad_input_raises_invalid_input(tmp_path: Path, case: str) -> None:
     path = tmp_path / name
     make(path)
 
-    with pytest.raises(InvalidInput, match=message):
+    with pytest.raises(InvalidInput, match=message) as raised:
         profile_file(path)
+    assert raised.value.message.isprintable() and len(raised.value.message) < 400
+
+
+def test_a_garbage_file_named_parquet_is_refused_as_not_parquet_without_echoing_its_bytes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "export.parquet"
+    path.write_bytes(b"\x00\x01garbage\xff\xfe\n" * 1000)
+
+    with pytest.raises(InvalidInput, match=r"export\.parquet is not a Parquet file") as raised:
+        profile_file(path)
+    assert "garbage" not in raised.value.message
+
+
+def test_a_binary_file_read_as_csv_fails_with_a_printable_message(tmp_path: Path) -> None:
+    path = tmp_path / "blob.csv"
+    path.write_bytes(b"a,b\n" + b"1,\x00\x07\x1b[31m\n" * 10 + b"1,2,3\n")
+
+    with pytest.raises(InvalidInput) as raised:
+        profile_file(path)
+    assert raised.value.message.isprintable(), raised.value.message
 
 
 def test_parquet_named_as_csv_and_bad_limits_raise_invalid_input(tmp_path: Path) -> None:

@@ -19,10 +19,9 @@ from studio9.messaging.streams.domain import (
     HTTP_SOURCE,
     MAX_BATCH_SIZE,
     MAX_WAIT,
-    Batch,
     StreamMode,
 )
-from studio9.messaging.streams.service import StreamService, StreamView
+from studio9.messaging.streams.service import BatchView, StreamService, StreamView
 
 BatchSize = Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH_SIZE)]
 MaxWait = Annotated[float, msgspec.Meta(ge=0, le=MAX_WAIT)]
@@ -134,11 +133,13 @@ class BatchOut(msgspec.Struct):
     error: str | None
 
     @classmethod
-    def from_domain(cls, batch: Batch) -> "BatchOut":
+    def from_domain(cls, view: BatchView) -> "BatchOut":
+        batch = view.batch
         return cls(
             batch_id=batch.id,
             job_id=batch.job_id,
-            status=batch.status.value,
+            # Once submitted, the job's status: queued, running, completed, failed, cancelled.
+            status=view.job_status or batch.status.value,
             items=batch.item_count,
             created_at=batch.created_at,
             submitted_at=batch.submitted_at,
@@ -254,5 +255,5 @@ class StreamController(Controller):
     ) -> BatchPageOut:
         """The stream's batches and the job each became, newest first."""
         found = await stream_service.batches(principal, stream_id, limit=limit + 1, before=cursor)
-        page, next_cursor = page_of(found, limit, lambda batch: batch.id)
+        page, next_cursor = page_of(found, limit, lambda view: view.batch.id)
         return BatchPageOut([BatchOut.from_domain(b) for b in page], next_cursor=next_cursor)

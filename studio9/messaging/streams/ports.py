@@ -16,6 +16,7 @@ import attrs
 
 from studio9.auth.domain import Principal
 from studio9.jobs.domain import Job
+from studio9.jobs.ports import JobQuery
 from studio9.messaging.streams.domain import AddResult, Batch, Item, StreamState
 
 
@@ -115,3 +116,6 @@ class JobSubmitter(Protocol):
 
     async def get(self, actor: Principal, job_id: str) -> Job:
         """Raises JobNotFound."""
+
+    async def list(self, actor: Principal, query: JobQuery) -> Sequence[Job]:
+        """The jobs ``query`` selects among those ``actor`` may see."""

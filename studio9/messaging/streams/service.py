@@ -21,6 +21,7 @@ from studio9.config.ports import ConfigStore
 from studio9.config.urls import redact, redact_values
 from studio9.errors import BackendUnavailable, Conflict, InvalidInput, PreconditionFailed, Studio9Error
 from studio9.ids import new_id
+from studio9.jobs.ports import JobQuery
 from studio9.messaging.streams.domain import (
     MAX_ITEM_BYTES,
     MAX_ITEMS_PER_PUSH,
@@ -28,6 +29,7 @@ from studio9.messaging.streams.domain import (
     STREAM_ID,
     AddResult,
     Batch,
+    BatchStatus,
     InvalidStreamSettings,
     Item,
     StreamNotFound,
@@ -50,6 +52,15 @@ _CAS_TRIES = 20
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@attrs.frozen
+class BatchView:
+    """A batch, and the status of the job it became (None until it was submitted, or when the
+    job is gone): a batch record alone would say ``submitted`` for ever."""
+
+    batch: Batch
+    job_status: str | None
 
 
 @attrs.frozen
@@ -166,9 +177,14 @@ class StreamService:
 
     async def batches(
         self, actor: Principal, stream_id: str, *, limit: int, before: str | None
-    ) -> Sequence[Batch]:
+    ) -> Sequence[BatchView]:
+        """The stream's batches, newest first, each with the status of the job it became."""
         await self._own(actor, stream_id)
-        return await self.backlog.batches(stream_id, limit=limit, before=before)
+        batches = await self.backlog.batches(stream_id, limit=limit, before=before)
+        submitted = [b.job_id for b in batches if b.status is BatchStatus.SUBMITTED]
+        jobs = await self.jobs.list(actor, JobQuery(ids=submitted, limit=len(submitted))) if submitted else ()
+        statuses = {job.id: job.status.value for job in jobs}
+        return [BatchView(batch, statuses.get(batch.job_id)) for batch in batches]
 
     # -- for the runner ------------------------------------------------------------------
 
