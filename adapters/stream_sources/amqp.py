@@ -59,7 +59,13 @@ class AmqpStreamSource:
         declare = url.query.get("declare", "false").lower()
         if declare not in {"true", "false"}:
             raise ConfigError(f"{url}: declare must be true or false", setting=_SETTING)
-        parameters = pika.URLParameters(url.secret().split("?", 1)[0])
+        try:
+            parameters = pika.URLParameters(url.secret().split("?", 1)[0])
+        except (TypeError, ValueError):  # a user without a password, a port out of range; the
+            # message of pika's error may hold the password, so it is not passed on
+            raise ConfigError(
+                f"{url}: write amqp://user:pass@host:5672/vhost?queue=name", setting=_SETTING
+            ) from None
         parameters.socket_timeout = options.timeout
         parameters.blocked_connection_timeout = options.timeout
         parameters.connection_attempts = 1

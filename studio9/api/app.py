@@ -7,20 +7,21 @@ lifespan also runs the background loops (supervisor sweeps, the search indexer) 
 for the edge ``serve``, the job worker threads.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 from litestar import Litestar, Request, Router
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 
 from studio9 import __version__
+from studio9.api.docs import DocsPage
 from studio9.api.middleware import request_context
+from studio9.api.openapi import openapi_config
+from studio9.api.openapi_facts import describe, structs_of
 from studio9.api.problems import exception_handlers
-from studio9.api.security import bearer_auth, provide_auth_service, provide_principal
+from studio9.api.security import bearer_auth, is_public, provide_auth_service, provide_principal
 from studio9.api.system import about, health, status
 from studio9.auth.api import AuthController, UserController
 from studio9.bootstrap import Container, build, write_admin_token
@@ -28,6 +29,7 @@ from studio9.config.api import ConfigSettingController
 from studio9.config.settings import Settings
 from studio9.files.api import FileController, provide_file_service
 from studio9.jobs.api import JobController, list_job_types
+from studio9.jobs.registry import JobType
 from studio9.messaging.streams.api import StreamController
 from studio9.predictions.api import PredictionController, provide_prediction_service
 from studio9.processes import running
@@ -78,7 +80,7 @@ def create_app(
             PredictionController,
         ],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[health, about, status, api_v1],
         lifespan=[lifespan],
         middleware=[request_context, bearer_auth],
@@ -95,19 +97,26 @@ def create_app(
             "prediction_service": Provide(provide_prediction_service, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
-        openapi_config=OpenAPIConfig(
-            title="Studio9",
+        openapi_config=openapi_config(
             version=__version__,
-            path="/schema",
-            security=[{"BearerToken": []}],
-            components=Components(
-                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
+            public=is_public,
+            # Made on the first request for the document, when the app and its job types exist.
+            facts=lambda document: describe(
+                document, structs=structs_of(app.routes), job_types=_job_types(app)
             ),
+            render=DocsPage(),
         ),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
         debug=False,
     )
+    return app
+
+
+def _job_types(app: Litestar) -> Iterable[JobType] | None:
+    """The registered job types, or None before the app started (no container yet)."""
+    container: Container | None = getattr(app.state, "container", None)
+    return container.jobs.registry if container is not None else None
 
 
 def _container(request: Request[Any, Any, Any]) -> Container:

@@ -7,9 +7,21 @@ the last item shown, and the next request starts after (or before) it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Final, TypeVar
 
 Item = TypeVar("Item")
+
+#: What every ``cursor`` query parameter is, for the OpenAPI document (``studio9.api.openapi_facts``).
+CURSOR_DESCRIPTION: Final = (
+    "Where the page starts: the `next_cursor` of the page before, unchanged (absent: the first "
+    "page). Any other value gives a page starting at an arbitrary place, or a 422."
+)
+#: The cursor of a list paged by id (users, files, jobs, batches): an id of ``studio9.ids``,
+#: 26 characters of Crockford's base32 in upper case.
+ID_CURSOR: Final = "[0-9A-HJKMNP-TV-Z]{26}"
+#: The cursor of a text search (``studio9.metadata.domain.SearchQuery.cursor_after``):
+#: URL-safe base64 without padding; valid only with the query that made it.
+SEARCH_CURSOR: Final = "[A-Za-z0-9_-]{40,400}"
 
 
 def page_of(found: Sequence[Item], limit: int, key: Callable[[Item], str]) -> tuple[list[Item], str | None]:

@@ -21,6 +21,8 @@ from studio9.errors import Unauthenticated
 PUBLIC_PATHS = frozenset({"/health", "/about"})
 #: The login checks a username and password instead of a token.
 LOGIN = ("POST", "/api/v1/auth/tokens")
+#: The API docs page, its script and the OpenAPI document (docs/decisions.md: nothing secret).
+DOCS = "/schema"
 
 
 def bearer_auth(app: ASGIApp) -> ASGIApp:
@@ -34,7 +36,12 @@ def bearer_auth(app: ASGIApp) -> ASGIApp:
 
 
 def _needs_token(method: str, path: str) -> bool:
-    return path not in PUBLIC_PATHS and (method, path) != LOGIN
+    return not is_public(method, path)
+
+
+def is_public(method: str, path: str) -> bool:
+    """Whether a request needs no token (the OpenAPI document marks these routes alike)."""
+    return path in PUBLIC_PATHS or (method, path) == LOGIN or path == DOCS or path.startswith(DOCS + "/")
 
 
 def _bearer(scope: Scope) -> str:

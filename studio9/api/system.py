@@ -10,6 +10,7 @@ from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
 from studio9 import __version__
+from studio9.api.openapi import also
 from studio9.auth import Principal
 from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable
@@ -61,7 +62,12 @@ def _container(request: Request[Any, Any, Any]) -> Any:
     return request.app.state.container
 
 
-@get("/health", operation_id="GetHealth", tags=["system"], security=[])
+@get(
+    "/health",
+    operation_id="GetHealth",
+    tags=["system"],
+    responses=also(503, HealthOut, "A backend does not answer: `backends` says which."),
+)
 async def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
     """200 when every backend answers, 503 when one does not. No token needed."""
     container = _container(request)
@@ -77,7 +83,7 @@ async def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
     return Response(body, status_code=200 if healthy else 503)
 
 
-@get("/about", operation_id="GetAbout", tags=["system"], security=[])
+@get("/about", operation_id="GetAbout", tags=["system"])
 async def about(request: Request[Any, Any, Any]) -> AboutOut:
     """Name, version and build of this server. No token needed."""
     return AboutOut(name="studio9", version=__version__, build=_container(request).settings.build, api="v1")

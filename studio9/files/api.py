@@ -26,6 +26,7 @@ from multipart import (  # type: ignore[import-untyped]  # Litestar's own multip
     PushMultipartParser,
 )
 
+from studio9.api.openapi import REDIRECT, also
 from studio9.api.paging import page_of
 from studio9.auth.domain import Principal
 from studio9.errors import InvalidInput, MalformedRequest
@@ -120,7 +121,7 @@ class FileController(Controller):
         """One file's description."""
         return FileOut.from_domain(await file_service.get(principal, file_id))
 
-    @get("/{file_id:str}/content", operation_id="DownloadFile")
+    @get("/{file_id:str}/content", operation_id="DownloadFile", responses=also(307, None, REDIRECT))
     async def download(
         self,
         file_id: FromPath[str],

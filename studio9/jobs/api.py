@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 from litestar.response import Redirect, Stream
 
+from studio9.api.openapi import REDIRECT, also, problems
 from studio9.api.paging import page_of
 from studio9.auth.domain import Principal
 from studio9.errors import NotFound
@@ -246,7 +247,12 @@ class JobController(Controller):
             error=_error(job),
         )
 
-    @delete("/{job_id:str}", operation_id="CancelJob", status_code=200)
+    @delete(
+        "/{job_id:str}",
+        operation_id="CancelJob",
+        status_code=200,
+        responses=problems(409) | also(202, JobOut, "Running: asked to stop at its next heartbeat."),
+    )
     async def cancel(
         self,
         job_id: FromPath[str],
@@ -296,7 +302,11 @@ class JobController(Controller):
             ]
         )
 
-    @get("/{job_id:str}/outputs/{name:str}", operation_id="DownloadJobOutput")
+    @get(
+        "/{job_id:str}/outputs/{name:str}",
+        operation_id="DownloadJobOutput",
+        responses=also(307, None, REDIRECT),
+    )
     async def download_output(
         self,
         job_id: FromPath[str],

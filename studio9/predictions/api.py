@@ -175,7 +175,10 @@ def _time(text: str | None, name: str) -> datetime | None:
         return moment.replace(tzinfo=UTC)
     if moment.utcoffset() is None:
         raise InvalidInput(f"{name} {text!r} needs a time zone, e.g. 'Z'", field=name)
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999: before, or after, every prediction
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 async def _resumed(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
