@@ -6,15 +6,19 @@ the last item shown, and the next request starts after (or before) it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
+
+from studio9.errors import InvalidInput
 
 Item = TypeVar("Item")
 
 #: What every ``cursor`` query parameter is, for the OpenAPI document (``studio9.api.openapi_facts``).
 CURSOR_DESCRIPTION: Final = (
     "Where the page starts: the `next_cursor` of the page before, unchanged (absent: the first "
-    "page). Any other value gives a page starting at an arbitrary place, or a 422."
+    "page). A value of another form is a 422; one of the right form that no page handed out "
+    "starts a page at that place."
 )
 #: The cursor of a list paged by id (users, files, jobs, batches): an id of ``studio9.ids``,
 #: 26 characters of Crockford's base32 in upper case.
@@ -29,3 +33,15 @@ def page_of(found: Sequence[Item], limit: int, key: Callable[[Item], str]) -> tu
     None on the last page."""
     page = list(found[:limit])
     return page, key(page[-1]) if len(found) > limit else None
+
+
+def checked_cursor(cursor: str | None, pattern: str = ID_CURSOR) -> str | None:
+    """``cursor`` when it has the form of the list's cursors (``pattern``). Anything else is a
+    422 naming it: a garbage cursor used to answer a page from an arbitrary place, silently.
+
+    Raises:
+        InvalidInput: (field ``cursor``) not of that form.
+    """
+    if cursor is not None and not re.fullmatch(pattern, cursor):
+        raise InvalidInput("cursor is not one this service handed out", field="cursor")
+    return cursor

@@ -138,6 +138,9 @@ def _validation_problem(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, Any]]:
     entries = exc.extra if isinstance(exc.extra, list) else []
+    if any(isinstance(e, dict) and e.get("key") == "data" and e.get("message") == "'data'" for e in entries):
+        # Litestar's way of saying the body is absent: a KeyError for ``data``.
+        return problem(request, 400, "request body is missing: send a JSON document")
     errors = [
         {"field": _field_name(e), "message": str(e.get("message")), "source": _source(e)}
         for e in entries

@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from studio9.api.openapi import problems
-from studio9.api.paging import page_of
+from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import ApiToken, IssuedToken, Principal, Role, User
 from studio9.auth.service import AuthService
 
@@ -158,7 +158,7 @@ class UserController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> UserListOut:
         """Users ordered by id (admin only); pass ``next_cursor`` back as ``cursor``."""
-        users = await auth_service.list_users(principal, limit=limit + 1, after=cursor)
+        users = await auth_service.list_users(principal, limit=limit + 1, after=checked_cursor(cursor))
         page, next_cursor = page_of(users, limit, lambda user: user.id)
         return UserListOut([UserOut.from_domain(u) for u in page], next_cursor=next_cursor)
 

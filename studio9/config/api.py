@@ -9,9 +9,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from studio9.api.openapi import also, problems
-from studio9.api.paging import page_of
+from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
-from studio9.config.domain import ConfigSetting, ConfigSettingVersion
+from studio9.config.domain import NAME_PATTERN, ConfigSetting, ConfigSettingVersion
 from studio9.config.service import ConfigService
 from studio9.config.urls import redact_values
 
@@ -142,7 +142,9 @@ class ConfigSettingController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> SettingPageOut:
         """The service's settings by name; ``tag`` keeps those carrying it."""
-        found = await config_service.list(principal, service, tag=tag, limit=limit + 1, after=cursor)
+        found = await config_service.list(
+            principal, service, tag=tag, limit=limit + 1, after=checked_cursor(cursor, NAME_PATTERN.pattern)
+        )
         page, next_cursor = page_of(found, limit, lambda setting: setting.name)
         return SettingPageOut([SettingOut.from_domain(s) for s in page], next_cursor=next_cursor)
 

@@ -27,7 +27,7 @@ from multipart import (  # type: ignore[import-untyped]  # Litestar's own multip
 )
 
 from studio9.api.openapi import REDIRECT, also
-from studio9.api.paging import page_of
+from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
 from studio9.errors import InvalidInput, MalformedRequest
 from studio9.files.domain import StoredFile
@@ -107,7 +107,7 @@ class FileController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> FileListOut:
         """The caller's files (admins: everyone's), newest first; pass ``next_cursor`` back as ``cursor``."""
-        files = await file_service.list(principal, limit=limit + 1, after=cursor)
+        files = await file_service.list(principal, limit=limit + 1, after=checked_cursor(cursor))
         page, next_cursor = page_of(files, limit, lambda file: file.id)
         return FileListOut([FileOut.from_domain(f) for f in page], next_cursor=next_cursor)
 

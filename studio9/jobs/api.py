@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipV
 from litestar.response import Redirect, Stream
 
 from studio9.api.openapi import REDIRECT, also, problems
-from studio9.api.paging import page_of
+from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
 from studio9.errors import NotFound
 from studio9.files.ports import BlobStore, Presigner
@@ -208,9 +208,10 @@ class JobController(Controller):
         if q:
             jobs, next_cursor = await job_search.search(principal, q, query, cursor=cursor)
             return JobPageOut([JobOut.from_domain(j) for j in jobs], next_cursor=next_cursor)
+        before = checked_cursor(cursor)  # a search's cursor belongs with its ``q``
         jobs = list(
             await job_service.list(
-                principal, JobQuery(owner_id=owner, type=type, status=status, limit=limit + 1, before=cursor)
+                principal, JobQuery(owner_id=owner, type=type, status=status, limit=limit + 1, before=before)
             )
         )
         page, next_cursor = page_of(jobs, limit, lambda job: job.id)

@@ -65,6 +65,35 @@ async def test_malformed_json_is_400(client: AsyncTestClient[Litestar]) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_a_missing_body_is_400_saying_so(
+    client: AsyncTestClient[Litestar], admin_headers: dict[str, str]
+) -> None:
+    for path in ("/api/v1/auth/tokens", "/api/v1/jobs", "/api/v1/streams", "/api/v1/users"):
+        response = await client.post(path, headers={**admin_headers, "Content-Type": "application/json"})
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["detail"] == "request body is missing: send a JSON document"
+
+
+async def test_a_cursor_no_page_handed_out_is_422_on_every_list(
+    client: AsyncTestClient[Litestar], admin_headers: dict[str, str]
+) -> None:
+    stream = await client.post("/api/v1/streams", headers=admin_headers, json={"job_type": "system.noop"})
+    lists = [
+        "/api/v1/jobs",
+        "/api/v1/jobs?q=anything",
+        "/api/v1/users",
+        "/api/v1/files",
+        "/api/v1/streams",
+        f"/api/v1/streams/{stream.json()['id']}/jobs",
+        "/api/v1/services/jobs/config-settings",
+        "/api/v1/predictions",
+    ]
+    for path in lists:
+        response = await client.get(path, headers=admin_headers, params={"cursor": "garbage!"})
+        assert response.status_code == 422, (path, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == ["cursor"], path
+
+
 async def test_oversized_body_is_413(client: AsyncTestClient[Litestar]) -> None:
     response = await client.post(
         "/api/v1/auth/tokens", content=b"x" * 1_100_000, headers={"Content-Type": "application/json"}

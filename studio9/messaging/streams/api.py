@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from studio9.api.openapi import problems
-from studio9.api.paging import page_of
+from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
 from studio9.config.urls import redact, redact_values
 from studio9.messaging.streams.domain import (
@@ -19,6 +19,7 @@ from studio9.messaging.streams.domain import (
     HTTP_SOURCE,
     MAX_BATCH_SIZE,
     MAX_WAIT,
+    STREAM_ID,
     StreamMode,
 )
 from studio9.messaging.streams.service import BatchView, StreamService, StreamView
@@ -176,7 +177,9 @@ class StreamController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> StreamPageOut:
         """The caller's streams (an admin's: every one), oldest first."""
-        found = await stream_service.list(principal, limit=limit + 1, after=cursor)
+        found = await stream_service.list(
+            principal, limit=limit + 1, after=checked_cursor(cursor, STREAM_ID.pattern)
+        )
         page, next_cursor = page_of(found, limit, lambda view: view.spec.id)
         return StreamPageOut([StreamOut.from_domain(v) for v in page], next_cursor=next_cursor)
 
@@ -254,6 +257,8 @@ class StreamController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> BatchPageOut:
         """The stream's batches and the job each became, newest first."""
-        found = await stream_service.batches(principal, stream_id, limit=limit + 1, before=cursor)
+        found = await stream_service.batches(
+            principal, stream_id, limit=limit + 1, before=checked_cursor(cursor)
+        )
         page, next_cursor = page_of(found, limit, lambda view: view.batch.id)
         return BatchPageOut([BatchOut.from_domain(b) for b in page], next_cursor=next_cursor)
