@@ -17,6 +17,7 @@ from litestar.di import Provide
 
 from studio9 import __version__
 from studio9.api.docs import DocsPage
+from studio9.api.json_request import Studio9Request
 from studio9.api.middleware import request_context
 from studio9.api.openapi import openapi_config
 from studio9.api.openapi_facts import describe, structs_of
@@ -107,6 +108,7 @@ def create_app(
             render=DocsPage(),
         ),
         request_max_body_size=settings.max_body_bytes,
+        request_class=Studio9Request,
         logging_config=None,
         debug=False,
     )

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
+from studio9.json_depth import exceeds_depth
 from studio9.messaging.streams.domain import Item
 
 
@@ -41,6 +42,8 @@ _NOT_JSON = object()
 
 
 def _json(text: str) -> Any:
+    if exceeds_depth(text.encode("utf-8", "replace")):
+        return _NOT_JSON  # kept as text: decoding it would recurse past any sane depth
     try:
         return json.loads(text)
     except ValueError:
