@@ -108,12 +108,12 @@ def _batch_jobs(client: httpx.Client, stream_id: str) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 60
     while True:
         batches = _batches(client, stream_id)
-        if all(b["status"] == "submitted" for b in batches):
+        # A submitted batch shows its job's status; ``submitting`` and ``failed`` are the batch's own.
+        waiting = [b for b in batches if b["status"] in ("submitting", "failed")]
+        if not waiting:
             return [client.get(f"/jobs/{b['job_id']}").json() for b in batches]
         if time.monotonic() > deadline:
-            raise AssertionError(
-                f"batches not submitted: {[b for b in batches if b['status'] != 'submitted']}"
-            )
+            raise AssertionError(f"batches not submitted: {waiting}")
         time.sleep(0.3)
 
 
