@@ -27,27 +27,26 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+try:  # run as a script: its directory is on the path
+    from children import HOST, REPO_ROOT, child, free_port, log_tail
+except ImportError:  # imported by uvicorn as benchmarks.http_baseline, for ``bare_app``
+    from benchmarks.children import HOST, REPO_ROOT, child, free_port, log_tail
 from litestar import Litestar, get
 
-HOST = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STUDIO9_PATH = "/api/v1/auth/me"
 BARE_PATH = "/me"
 ADMIN_TOKEN_FILE = "admin-token"  # studio9.bootstrap.ADMIN_TOKEN_FILE
 AIM_RATIO = 0.5
 READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 5.0
 UVICORN_FLAGS = ("--no-access-log", "--log-level", "warning", "--lifespan", "on", "--no-server-header")
 
@@ -93,12 +92,6 @@ class Result:
 
 
 # -- servers -------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def studio9_env(data_dir: Path) -> dict[str, str]:
     """This process's environment without any STUDIO9_* setting, plus a fresh data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO9_")}
@@ -109,30 +102,6 @@ def studio9_env(data_dir: Path) -> dict[str, str]:
         STUDIO9_SHUTDOWN_TIMEOUT="5",
     )
     return env
-
-
-@contextlib.contextmanager
-def server(cmd: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``cmd`` as a child process; stop it on the way out, whatever happened."""
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            stop(proc)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)  # does nothing if it has already exited
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT_S)
-
-
-def log_tail(log_path: Path, lines: int = 20) -> str:
-    return "\n".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -176,7 +145,7 @@ def start_studio9(stack: contextlib.ExitStack, workdir: Path) -> Target:
     data_dir, log_path, port = workdir / "data", workdir / "studio9.log", free_port()
     migrate(env := studio9_env(data_dir), workdir / "migrate.log")
     cmd = [sys.executable, "-m", "studio9", "api", "--host", HOST, "--port", str(port)]
-    proc = stack.enter_context(server(cmd, env, log_path))
+    proc = stack.enter_context(child(cmd, env, log_path))
     wait_ready(f"http://{HOST}:{port}/health", proc, log_path)
     return Target("studio9_auth_me", f"http://{HOST}:{port}{STUDIO9_PATH}", data_dir / ADMIN_TOKEN_FILE)
 
@@ -194,7 +163,7 @@ def start_bare(stack: contextlib.ExitStack, workdir: Path) -> Target:
         str(port),
         *UVICORN_FLAGS,
     ]
-    proc = stack.enter_context(server(cmd, dict(os.environ), log_path))
+    proc = stack.enter_context(child(cmd, dict(os.environ), log_path))
     wait_ready(url := f"http://{HOST}:{port}{BARE_PATH}", proc, log_path)
     return Target("bare_litestar", url)
 

@@ -25,28 +25,21 @@ happens. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 # Run as a script: its directory is on the path.
+from children import HOST, check_alive, child, free_port, wait_ready
 from deadline import BenchTimeout, Deadline
 
-HOST = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 AIM_RSS_MB = 150.0
-STOP_TIMEOUT_S = 10.0
 # Shared libraries whose mapping says the library was imported: Arrow's C++ core and numpy's.
 HEAVY_LIBRARIES = {"libarrow": "libarrow.so", "numpy": "_multiarray_umath"}
 
@@ -100,43 +93,6 @@ def read_memory(pid: int, *, libraries: bool) -> Figure:
     return Figure(fields["VmRSS"], fields["RssAnon"], fields["RssFile"], fields["VmHWM"], mapped)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def process(cmd: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``cmd`` as a child process; stop it on the way out, whatever happened."""
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGINT)  # does nothing if it has already exited
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, deadline: Deadline) -> None:
-    while deadline.left(f"waiting for {url} to answer"):
-        check_alive(proc, log_path)
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.2)
-
-
-def check_alive(proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    if proc.poll() is not None:
-        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
-        raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:\n" + "\n".join(tail))
-
-
 def idle(proc: subprocess.Popen[bytes], log_path: Path, seconds: float, deadline: Deadline) -> None:
     time.sleep(min(seconds, deadline.left("idling")))
     deadline.left("idling")  # a sleep cut short by the deadline measures nothing
@@ -149,7 +105,7 @@ def measure(
     """Start ``cmd``, wait until it answers ``/health`` (servers), idle, read its memory."""
     log_path, port = work / f"{name}.log", free_port()
     cmd = [{"{host}": HOST, "{port}": str(port)}.get(part, part) for part in cmd]
-    with process(cmd, env, log_path) as proc:
+    with child(cmd, env, log_path) as proc:
         if name != "bare_python":
             wait_ready(f"http://{HOST}:{port}/health", proc, log_path, deadline)
         idle(proc, log_path, args.idle, deadline)

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,18 +45,16 @@ import dramatiq
 import httpx
 
 # Run as a script: its directory is on the path.
+from children import HOST, STOP_TIMEOUT_S, child, free_port, wait_ready
 from deadline import BenchTimeout, Deadline
 from dramatiq.brokers.stub import StubBroker
 
-HOST = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN_FILE = "admin-token"  # studio9.bootstrap.ADMIN_TOKEN_FILE
 WORKER_TIMEOUT_MS = 100  # as studio9.messaging.worker.WorkerThreads
 WARMUP_JOBS = 10
 BUSY_POLL_S = 0.02  # throughput: how often "is anything still queued or running?" is asked
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 AIM_SERVICE_JPS, AIM_HTTP_JPS, AIM_P50_MS = 500.0, 300.0, 10.0
-STOP_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -220,37 +217,12 @@ async def _service(settings: Any, args: argparse.Namespace, deadline: Deadline) 
 
 
 # -- 3. through HTTP -----------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve(env: dict[str, str], port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    cmd = [sys.executable, "-m", "studio9", "serve", "--host", HOST, "--port", str(port)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGINT)  # does nothing if it has already exited
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, deadline: Deadline) -> None:
-    while deadline.left("waiting for studio9 serve to answer /health"):
-        if proc.poll() is not None:
-            tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
-            raise RuntimeError(f"studio9 serve exited with {proc.returncode}:\n" + "\n".join(tail))
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.2)
+    with child(
+        [sys.executable, "-m", "studio9", "serve", "--host", HOST, "--port", str(port)], env, log_path
+    ) as proc:
+        yield proc
 
 
 def studio9_http(args: argparse.Namespace, workdir: Path, deadline: Deadline) -> Figure:

@@ -17,7 +17,7 @@ from adapters.memory.jobs import InMemoryJobStore
 from studio9.auth.domain import Principal, Role
 from studio9.errors import InvalidInput, NotFound
 from studio9.jobs.context import JobContext
-from studio9.jobs.domain import Job
+from studio9.jobs.domain import Job, JobStatus
 from studio9.jobs.registry import JobType, JobTypeRegistry, RetryableError
 from studio9.jobs.runtime import JobRuntime
 from studio9.jobs.service import JobPolicy, JobService
@@ -143,6 +143,24 @@ class Harness:
     store: CountingStore
     blobs: InMemoryBlobStore
     clock: Clock
+
+    async def lose_worker(self, job_id: str) -> Job:
+        """Leave the job as a worker that died mid-run does (running, its lease expired), and let
+        the clock pass that expiry."""
+        current = await self.store.get(job_id)
+        dead = attrs.evolve(
+            current,
+            status=JobStatus.RUNNING,
+            attempt=current.attempt + 1,
+            lease_owner="dead",
+            lease_expires_at=self.clock.now,
+            deadline_at=None,
+            not_before=None,
+        )
+        stored = await self.store.save(dead, expected_version=current.version)
+        assert stored is not None
+        self.clock.advance(2)
+        return stored
 
     async def drain(self) -> None:
         """Deliver every sent message once (like a worker would), in order, until none is left."""

@@ -6,34 +6,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import attrs
 from structlog.testing import capture_logs
 
-from studio9.jobs.domain import Job, JobStatus
+from studio9.jobs.domain import JobStatus
 from studio9.jobs.outcomes import without_paths
 from tests.unit.jobs_harness import OWNER, Harness, harness
 
 
 async def _reasons(h: Harness, job_id: str) -> list[str]:
     return [e.reason for e in await h.store.events(job_id)]
-
-
-async def _lose_worker(h: Harness, job_id: str) -> Job:
-    """The job as a worker that died mid-run leaves it: running, its lease expired."""
-    current = await h.store.get(job_id)
-    dead = attrs.evolve(
-        current,
-        status=JobStatus.RUNNING,
-        attempt=current.attempt + 1,
-        lease_owner="dead",
-        lease_expires_at=h.clock.now,
-        deadline_at=None,
-        not_before=None,
-    )
-    stored = await h.store.save(dead, expected_version=current.version)
-    assert stored is not None
-    h.clock.advance(2)
-    return stored
 
 
 async def test_a_cancel_reaches_a_reporting_handler_long_before_the_next_heartbeat(tmp_path: Path) -> None:
@@ -80,7 +61,7 @@ async def test_a_dead_workers_job_runs_again_whatever_its_retry_budget(tmp_path:
     async with harness(tmp_path) as h:
         job = await h.service.submit(OWNER, "test.sleep", {}, max_attempts=1)
         h.queue.sent.clear()
-        await _lose_worker(h, job.id)
+        await h.lose_worker(job.id)
         assert (await h.supervisor.sweep())["retried"] == 1
         queued = await h.store.get(job.id)
         assert (queued.status, queued.lost_attempts) == (JobStatus.QUEUED, 1)
@@ -97,7 +78,7 @@ async def test_lost_attempts_do_not_spend_the_handler_error_budget(tmp_path: Pat
     async with harness(tmp_path) as h:
         job = await h.service.submit(OWNER, "test.fail", {"retryable": True}, max_attempts=2)
         h.queue.sent.clear()
-        await _lose_worker(h, job.id)
+        await h.lose_worker(job.id)
         await h.supervisor.sweep()
         for _ in range(2):  # two handler attempts, each delivered once it is due
             h.clock.advance(60)
@@ -110,7 +91,7 @@ async def test_lost_attempts_do_not_spend_the_handler_error_budget(tmp_path: Pat
 async def test_a_type_unsafe_to_rerun_fails_lost_at_once(tmp_path: Path) -> None:
     async with harness(tmp_path) as h:
         job = await h.service.submit(OWNER, "test.unsafe", {}, max_attempts=3)
-        await _lose_worker(h, job.id)
+        await h.lose_worker(job.id)
         assert (await h.supervisor.sweep())["lost"] == 1
         final = await h.store.get(job.id)
         assert final.status is JobStatus.FAILED and final.error is not None and final.error.code == "lost"

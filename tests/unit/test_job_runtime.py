@@ -192,18 +192,7 @@ async def test_expired_lease_is_retried_then_lost(tmp_path: Path) -> None:
     async with harness(tmp_path, max_lost_attempts=2) as h:
         job = await h.service.submit(OWNER, "test.sleep", {}, max_attempts=1)
         for expected in ("retried", "retried", "lost"):
-            current = await h.store.get(job.id)
-            dead = attrs.evolve(
-                current,
-                status=JobStatus.RUNNING,
-                attempt=current.attempt + 1,
-                lease_owner="dead",
-                lease_expires_at=h.clock.now,
-                deadline_at=None,
-                not_before=None,
-            )
-            assert await h.store.save(dead, expected_version=current.version) is not None
-            h.clock.advance(2)
+            await h.lose_worker(job.id)
             assert (await h.supervisor.sweep())[expected] == 1
         final = await h.store.get(job.id)
         assert final.status is JobStatus.FAILED and final.error is not None and final.error.code == "lost"
