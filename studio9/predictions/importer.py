@@ -172,6 +172,9 @@ class _Reader:
                 self.report(fraction * _READ_SHARE)
                 if batch.num_rows:
                     yield batch
+        # The last look for a cancel before the sink swaps the rows in: after it, the import is
+        # committed whatever happens (a cancel during the swap finds the import loaded).
+        self.report(self.done)
 
     def _check(self, chunk: pa.RecordBatch, invalid: list[tuple[int, str, str]]) -> PredictionBatch:
         start, count = self.next_row, chunk.num_rows + len(invalid)
