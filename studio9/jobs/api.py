@@ -13,6 +13,7 @@ from litestar.response import Redirect, Stream
 from studio9.api.openapi import REDIRECT, also, problems
 from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
+from studio9.config.urls import redact_values
 from studio9.errors import NotFound
 from studio9.files.ports import BlobStore, Presigner
 from studio9.jobs.context import output_key
@@ -64,7 +65,7 @@ class JobOut(msgspec.Struct):
             type=job.type,
             owner_id=job.owner_id,
             status=job.status.value,
-            params=dict(job.params),
+            params=redact_values(dict(job.params)),
             priority=job.priority,
             cancel_requested=job.cancel_requested,
             attempt=job.attempt,
@@ -77,7 +78,7 @@ class JobOut(msgspec.Struct):
             eta_seconds=job.eta_seconds,
             message=job.message,
             last_heartbeat_at=job.last_heartbeat_at,
-            result=dict(job.result) if job.result is not None else None,
+            result=redact_values(dict(job.result)) if job.result is not None else None,
             outputs=list(job.outputs),
             error=_error(job),
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from studio9.config.urls import redact
 from studio9.errors import (
     BackendUnavailable,
     Conflict,
@@ -73,9 +74,9 @@ def error_of(exc: BaseException) -> JobError:
 
 
 def without_paths(text: str) -> str:
-    """``text`` with every absolute path cut to ``…/<last part>``: where the server keeps its
-    files is nobody's business but the server log's."""
-    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), text)
+    """``text`` with every absolute path cut to ``…/<last part>`` (where the server keeps its
+    files is nobody's business but the server log's), and credentials in URLs redacted."""
+    return redact(_ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), text))
 
 
 def interrupted(reason: str, timeout: float) -> Outcome:

@@ -21,6 +21,7 @@ import msgspec
 import structlog
 
 from studio9.auth.domain import Principal
+from studio9.config.urls import redact_values
 from studio9.jobs.domain import Heartbeat, Job
 from studio9.jobs.ports import ChangeFeed, JobHistory, JobQuery, JobStore
 from studio9.messaging.events import Event, EventPublisher
@@ -40,14 +41,14 @@ def job_document(job: Job, heartbeats: Sequence[Heartbeat], read_at: datetime) -
     parts = [
         job.type,
         job.status.value,
-        _json_text(job.params),
+        _json_text(redact_values(job.params)),  # a URL's password is nobody's search term
         job.message or "",
         *messages,
     ]
     if job.error:
         parts += [job.error.code, job.error.message]
     if job.result:
-        parts.append(_json_text(job.result))
+        parts.append(_json_text(redact_values(job.result)))
     body = {
         "type": job.type,
         "status": job.status.value,

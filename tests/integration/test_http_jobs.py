@@ -236,6 +236,20 @@ async def test_a_garbage_parquet_file_is_refused_as_not_parquet_by_its_uploaded_
     assert "junk" not in job["error"]["message"]
 
 
+async def test_credentials_in_a_jobs_urls_never_read_back(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    echo = {"source": "postgresql://etl:pg-secret@db.internal/sales?sslmode=require"}
+    response = await client.post(
+        "/api/v1/jobs", headers=admin_headers, json={"type": "system.noop", "params": {"echo": echo}}
+    )
+    job = await _wait(client, admin_headers, response.json()["id"], "completed")
+    listed = await client.get("/api/v1/jobs", headers=admin_headers, params={"q": "sales"})
+    for text in (response.text, str(job), listed.text):
+        assert "pg-secret" not in text
+    assert job["result"]["echo"]["source"] == "postgresql://etl:***@db.internal/sales?sslmode=require"
+
+
 async def test_five_hundred_noop_jobs_through_http_all_complete(
     client: Client, admin_headers: dict[str, str]
 ) -> None:

@@ -127,3 +127,4 @@ async def test_an_unexpected_error_keeps_its_traceback_in_the_log_and_server_pat
 def test_paths_are_cut_but_urls_and_relative_paths_kept() -> None:
     text = "read /var/lib/s9/blobs/a.csv via http://host:8080/api/v1/x and ./local/b.csv or /tmp"
     assert without_paths(text) == "read …/a.csv via http://host:8080/api/v1/x and ./local/b.csv or /tmp"
+    assert without_paths("cannot reach amqp://u:pw@mq:5672/") == "cannot reach amqp://u:***@mq:5672/"
