@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -10,9 +12,11 @@ from typing import Any
 
 import psycopg
 import pytest
+import structlog
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from studio9 import bootstrap
 from studio9.api import create_app
 from studio9.config import Settings
 from tests.services import POSTGRES_ADMIN_URL, require
@@ -32,9 +36,34 @@ def memory_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+async def database_settings(request: pytest.FixtureRequest, tmp_path: Path, **overrides: Any) -> Settings:
+    """``memory_settings`` on the system of record ``request.param`` names (memory, sqlite or
+    postgresql), migrated: for fixtures parametrized over databases."""
+    if request.param == "memory":
+        return memory_settings(tmp_path, **overrides)
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path}/s9.db"
+    settings = memory_settings(tmp_path, database_url=url, **overrides)
+    await asyncio.to_thread(bootstrap.migrate, settings)
+    return settings
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return memory_settings(tmp_path)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the root logger and structlog back as they were after a test that configures logging."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

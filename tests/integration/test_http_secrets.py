@@ -8,12 +8,9 @@ formats the product writes.
 from __future__ import annotations
 
 import io
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 from litestar import Litestar, Request, post
 from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
@@ -29,16 +26,6 @@ async def fails(data: JSONBody[dict[str, Any]], request: Request[Any, Any, Any])
     """Fails the way a bug would, with the caller's credentials in its locals and its message."""
     authorization = request.headers["authorization"]
     raise RuntimeError(f"upstream refused {authorization} for {data['username']}")
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.reset_defaults()
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.mark.usefixtures("restore_logging")

@@ -3,7 +3,6 @@ admin gives everything they own to another user (``?transfer_to=``); memory, SQL
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from studio9 import bootstrap
 from studio9.api import create_app
 from studio9.config import Settings
-from tests.conftest import memory_settings
+from tests.conftest import database_settings
 from tests.integration.test_http_streams import eventually
 
 Client = AsyncTestClient[Litestar]
@@ -26,15 +24,7 @@ FAST = {"heartbeat_interval": 0.05, "sweep_interval": 0.1, "worker_threads": 1, 
 
 @pytest.fixture(params=["memory", "sqlite"])
 async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.param == "memory":
-        return memory_settings(tmp_path, **FAST)
-    if request.param == "postgresql":
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path}/s9.db"
-    settings = memory_settings(tmp_path, database_url=url, **FAST)
-    await asyncio.to_thread(bootstrap.migrate, settings)
-    return settings
+    return await database_settings(request, tmp_path, **FAST)
 
 
 @pytest.fixture
