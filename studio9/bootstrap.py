@@ -29,7 +29,6 @@ from studio9.auth.service import AuthPolicy, AuthService
 from studio9.backends import AdapterOptions, Backend
 from studio9.config.service import ConfigService
 from studio9.config.settings import Settings
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.files.ports import BlobStore
 from studio9.files.service import FileService
@@ -52,6 +51,7 @@ from studio9.offboarding import UserOffboarding
 from studio9.predictions.jobs import import_job_type
 from studio9.predictions.ports import PredictionSink
 from studio9.predictions.service import PredictionService
+from studio9.urls import AdapterURL
 
 log = structlog.get_logger()
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from studio9.config.settings import Settings
-from studio9.config.urls import redact
 from studio9.errors import ConfigError, Studio9Error
+from studio9.urls import redact
 
 CHUNK = 1024 * 1024
 #: A problem detail or error body longer than this is cut: it is shown on one terminal line.

@@ -9,8 +9,8 @@ import anyio
 import attrs
 
 from studio9.backends import Backend
-from studio9.config.urls import redact
 from studio9.errors import BackendUnavailable
+from studio9.urls import redact
 
 
 @attrs.frozen(kw_only=True)

@@ -28,7 +28,7 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import Processor
 
-from studio9.config.urls import REDACTED, redact
+from studio9.urls import REDACTED, redact
 
 #: The current request's id; a plain ContextVar because setting it is on every request's path.
 request_id_var: ContextVar[str | None] = ContextVar("studio9_request_id", default=None)

@@ -33,9 +33,9 @@ from typing import BinaryIO, Self, TypeVar
 import anyio.to_thread
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput
 from studio9.files.domain import BlobNotFound, check_key, check_prefix
+from studio9.urls import AdapterURL
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: reads and writes per thread hop
 STAGING = ".staging"

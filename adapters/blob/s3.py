@@ -37,9 +37,9 @@ from botocore.exceptions import ClientError
 from adapters.blob.s3_multipart import UNREACHABLE as _UNREACHABLE
 from adapters.blob.s3_multipart import Upload, abort_stale
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError, InvalidInput, PayloadTooLarge, Studio9Error
 from studio9.files.domain import BlobNotFound, check_key, check_prefix
+from studio9.urls import AdapterURL, redact
 
 log = structlog.get_logger()
 

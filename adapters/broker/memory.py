@@ -14,8 +14,8 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.messaging.dispatch import DramatiqJobQueue
+from studio9.urls import AdapterURL
 
 
 class MemoryBroker:

@@ -59,8 +59,8 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker as DramatiqRabbitmqBroker
 
 from adapters.broker.amqp_publisher import AmqpJobQueue
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
+from studio9.urls import AdapterURL, redact
 
 #: ``?namespace=`` prefixes the job queue (``<namespace>.jobs``): deployments sharing a vhost.
 _NAMESPACE: Final = re.compile(r"[A-Za-z0-9_-]{1,60}")

@@ -63,9 +63,9 @@ from dramatiq.errors import ConnectionFailed
 from dramatiq_sqs import SQSBroker
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.messaging.dispatch import DramatiqJobQueue
+from studio9.urls import AdapterURL
 
 log = structlog.get_logger()
 

@@ -31,9 +31,9 @@ import pika.exceptions
 import structlog
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable
 from studio9.messaging.events import Event, EventHandler, GapHandler, Subscriptions
+from studio9.urls import AdapterURL
 
 log = structlog.get_logger()
 

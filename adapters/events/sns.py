@@ -37,9 +37,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.events import sns_orphans
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.messaging.events import Event, EventHandler, GapHandler, Subscriptions
+from studio9.urls import AdapterURL
 
 log = structlog.get_logger()
 

@@ -19,8 +19,8 @@ from typing import Self
 import anyio.to_thread
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.files.domain import BlobNotFound, check_key, check_prefix
+from studio9.urls import AdapterURL
 
 CHUNK_SIZE = 1 << 20
 

@@ -20,7 +20,7 @@ from adapters.memory.jobs import InMemoryJobStore, InMemoryWorkerRegistry
 from adapters.memory.streams import InMemoryStreamBacklog, InMemoryStreamStates, StreamTables
 from studio9.auth.domain import ApiToken, TokenNotFound, User, UsernameTaken, UserNotFound
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
+from studio9.urls import AdapterURL
 
 
 @attrs.define

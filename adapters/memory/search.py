@@ -18,7 +18,6 @@ from typing import Self
 import attrs
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.metadata.domain import (
     SearchDocument,
     SearchHit,
@@ -27,6 +26,7 @@ from studio9.metadata.domain import (
     SearchQuery,
     words,
 )
+from studio9.urls import AdapterURL
 
 
 @attrs.frozen

@@ -51,9 +51,9 @@ from adapters.search.opensearch_mapping import (
     source,
 )
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.metadata.domain import SearchDocument, SearchPage, SearchQuery
+from studio9.urls import AdapterURL, redact
 
 log = structlog.get_logger()
 

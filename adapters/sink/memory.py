@@ -17,7 +17,6 @@ from typing import Any, Self
 import msgspec
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.predictions.domain import (
     DailyCount,
     ImportMeta,
@@ -28,6 +27,7 @@ from studio9.predictions.domain import (
     PredictionPage,
     check_page,
 )
+from studio9.urls import AdapterURL
 
 _OBJECT = msgspec.json.Decoder(dict[str, Any])
 

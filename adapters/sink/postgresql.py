@@ -44,7 +44,6 @@ from adapters.sink.keys import cursor_row, key_range
 from adapters.sink.pgformat import COLUMNS, HEADER, TRAILER
 from adapters.sink.rows import prediction_from, where_clause
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.predictions.domain import (
     DailyCount,
@@ -57,6 +56,7 @@ from studio9.predictions.domain import (
     check_page,
     cursor_import,
 )
+from studio9.urls import AdapterURL, redact
 
 _SETTING: Final = "STUDIO9_SINK_URL"
 _SCHEMES: Final = ("postgresql", "postgres", "postgresql+psycopg")

@@ -45,7 +45,6 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.predictions.domain import (
     DailyCount,
@@ -57,6 +56,7 @@ from studio9.predictions.domain import (
     PredictionPage,
     check_page,
 )
+from studio9.urls import AdapterURL, redact
 
 log = structlog.get_logger()
 

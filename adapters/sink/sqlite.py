@@ -43,7 +43,6 @@ import msgspec
 from adapters.sink.keys import cursor_row, key_range, row_keys
 from adapters.sink.rows import prediction_from, where_clause
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.predictions.domain import (
     DailyCount,
@@ -56,6 +55,7 @@ from studio9.predictions.domain import (
     check_page,
     cursor_import,
 )
+from studio9.urls import AdapterURL
 
 T = TypeVar("T")
 

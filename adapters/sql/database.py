@@ -32,8 +32,8 @@ from adapters.sql.jobs_sqlite_thread import SqliteThread
 from adapters.sql.streams import SqlStreamBacklog, SqlStreamStates
 from adapters.sql.workers import SqlWorkerRegistry
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
+from studio9.urls import AdapterURL, redact
 
 if TYPE_CHECKING:  # psycopg is the cloud extra's: imported when a PostgreSQL URL is opened
     from adapters.sql.jobs_pg_store import PgJobStore

@@ -15,9 +15,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.sql.job_models import FileRow
-from studio9.config.urls import redact
 from studio9.errors import BackendUnavailable, Conflict
 from studio9.files.domain import DEFAULT_CONTENT_TYPE, FileNotFound, StoredFile
+from studio9.urls import redact
 
 
 class SqlFileRecords:

@@ -16,8 +16,8 @@ from sqlalchemy.pool import NullPool
 
 import migrations as migrations_package
 from adapters.sql.database import normalise_url, sqlite_file
-from studio9.config.urls import AdapterURL, redact
 from studio9.errors import ConfigError
+from studio9.urls import AdapterURL, redact
 
 SETTING = "STUDIO9_DATABASE_URL"
 

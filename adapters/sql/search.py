@@ -33,9 +33,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from adapters.sql.database import SqlDatabase
 from adapters.sql.search_models import SearchDocumentRow
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL, redact
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.metadata.domain import SearchDocument, SearchHit, SearchPage, SearchPosition, SearchQuery, words
+from studio9.urls import AdapterURL, redact
 
 DOCS: sa.Table = SearchDocumentRow.__table__  # type: ignore[assignment]
 #: SQLite: the FTS5 table, whose rowid is ``search_documents.seq``.

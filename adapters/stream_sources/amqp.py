@@ -24,10 +24,10 @@ import pika
 import pika.exceptions
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.messaging.streams.notifications import items_from_message
 from studio9.messaging.streams.ports import Delivery
+from studio9.urls import AdapterURL
 
 _SETTING: Final = "source"
 _OPTIONS: Final = frozenset({"queue", "declare"})

@@ -26,10 +26,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.messaging.streams.notifications import items_from_message
 from studio9.messaging.streams.ports import Delivery
+from studio9.urls import AdapterURL
 
 log = structlog.get_logger()
 

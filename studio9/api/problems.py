@@ -20,7 +20,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from studio9.config.urls import redact
 from studio9.errors import (
     BackendUnavailable,
     Conflict,
@@ -34,6 +33,7 @@ from studio9.errors import (
     Studio9Error,
     Unauthenticated,
 )
+from studio9.urls import redact
 
 log = structlog.get_logger()
 

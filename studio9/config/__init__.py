@@ -1,6 +1,6 @@
-"""Configuration: the application's settings and backend URLs (and, later, the config-settings service)."""
+"""Configuration: the process's settings (``Settings``, from ``STUDIO9_*``) and the config-settings
+service (settings per service and job type, with history)."""
 
 from studio9.config.settings import Settings, env_name
-from studio9.config.urls import AdapterURL, redact
 
-__all__ = ["AdapterURL", "Settings", "env_name", "redact"]
+__all__ = ["Settings", "env_name"]

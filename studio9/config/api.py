@@ -13,7 +13,7 @@ from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
 from studio9.config.domain import NAME_PATTERN, ConfigSetting, ConfigSettingVersion
 from studio9.config.service import ConfigService
-from studio9.config.urls import redact_values
+from studio9.urls import redact_values
 
 
 class SettingIn(msgspec.Struct, forbid_unknown_fields=True):

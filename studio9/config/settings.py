@@ -17,8 +17,8 @@ from typing import Any, Self
 
 import attrs
 
-from studio9.config.urls import redact
 from studio9.errors import ConfigError
+from studio9.urls import redact
 
 ENV_PREFIX = "STUDIO9_"
 CONFIG_FILE_VAR = "STUDIO9_CONFIG"

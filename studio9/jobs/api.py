@@ -13,7 +13,6 @@ from litestar.response import Redirect, Stream
 from studio9.api.openapi import REDIRECT, also, problems
 from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
-from studio9.config.urls import redact_values
 from studio9.errors import NotFound
 from studio9.files.ports import BlobStore, Presigner
 from studio9.jobs.context import output_key
@@ -21,6 +20,7 @@ from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobStatus
 from studio9.jobs.ports import JobQuery
 from studio9.jobs.search import JobSearch
 from studio9.jobs.service import JobService
+from studio9.urls import redact_values
 
 
 class SubmitIn(msgspec.Struct, forbid_unknown_fields=True):

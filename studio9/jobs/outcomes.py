@@ -15,7 +15,6 @@ from typing import Any
 
 import attrs
 
-from studio9.config.urls import redact
 from studio9.errors import (
     BackendUnavailable,
     Conflict,
@@ -25,6 +24,7 @@ from studio9.errors import (
     Studio9Error,
 )
 from studio9.jobs.domain import JobError
+from studio9.urls import redact
 
 _MESSAGE_LIMIT = 2000
 

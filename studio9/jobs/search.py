@@ -21,12 +21,12 @@ import msgspec
 import structlog
 
 from studio9.auth.domain import Principal
-from studio9.config.urls import redact_values
 from studio9.jobs.domain import Heartbeat, Job
 from studio9.jobs.ports import ChangeFeed, JobHistory, JobQuery, JobStore
 from studio9.messaging.events import Event, EventPublisher
 from studio9.metadata.domain import SearchDocument, SearchQuery
 from studio9.metadata.ports import SearchIndex
+from studio9.urls import redact_values
 
 log = structlog.get_logger()
 

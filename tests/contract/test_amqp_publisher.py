@@ -11,9 +11,9 @@ import pika
 import pytest
 
 from studio9 import bootstrap
-from studio9.config.urls import AdapterURL
 from studio9.errors import ConfigError
 from studio9.messaging.worker import WorkerThreads
+from studio9.urls import AdapterURL
 from tests.contract.test_job_broker import BROKERS, OPTIONS, SETTING, _server_connections, declare_collector
 
 pytestmark = pytest.mark.service("rabbitmq")

@@ -24,9 +24,9 @@ from structlog.testing import capture_logs
 from adapters.blob.s3 import S3BlobStore
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError, InvalidInput
 from studio9.files.domain import BlobNotFound
+from studio9.urls import AdapterURL
 from tests.contract.test_blob_store import BLOBS, moto_s3, s3_bucket, s3_client, s3_leftovers
 
 MIB = 1 << 20

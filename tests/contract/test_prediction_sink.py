@@ -30,7 +30,6 @@ import pytest
 from adapters.sink.redshift import RedshiftPredictionSink, swap_sql
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError, InvalidInput
 from studio9.ids import new_id
 from studio9.predictions import (
@@ -45,6 +44,7 @@ from studio9.predictions import (
     PredictionSink,
 )
 from studio9.predictions.domain import MAX_PAGE
+from studio9.urls import AdapterURL
 
 # The composition root's scheme table with the sinks of this issue (see the report for the wiring).
 SINKS = {

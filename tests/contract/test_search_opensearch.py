@@ -32,9 +32,9 @@ from adapters.search.opensearch_mapping import (
 )
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
-from studio9.config.urls import AdapterURL
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.metadata import SearchQuery
+from studio9.urls import AdapterURL
 from tests.contract.test_search_index import INDEXES, NOW, _doc, _ids, opensearch_index
 
 SECRET = "s3cret-Pa55"  # a test credential that must never show up

@@ -13,8 +13,9 @@ from alembic.script import ScriptDirectory
 from adapters.sql.migrations import alembic_config, sync_url
 from adapters.sql.schema import include_object, metadata
 from studio9 import bootstrap
-from studio9.config import AdapterURL, Settings
+from studio9.config import Settings
 from studio9.errors import ConfigError
+from studio9.urls import AdapterURL
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

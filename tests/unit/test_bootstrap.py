@@ -7,8 +7,9 @@ import pytest
 
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
-from studio9.config import AdapterURL, Settings
+from studio9.config import Settings
 from studio9.errors import BackendUnavailable, ConfigError
+from studio9.urls import AdapterURL
 
 
 class RecordingBackend:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from studio9.config.urls import AdapterURL, redact
 from studio9.errors import ConfigError
+from studio9.urls import AdapterURL, redact
 
 
 def test_parse_splits_every_part() -> None:

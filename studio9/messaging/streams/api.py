@@ -12,7 +12,6 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from studio9.api.openapi import problems
 from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
-from studio9.config.urls import redact, redact_values
 from studio9.messaging.streams.domain import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_WAIT,
@@ -23,6 +22,7 @@ from studio9.messaging.streams.domain import (
     StreamMode,
 )
 from studio9.messaging.streams.service import BatchView, StreamService, StreamView
+from studio9.urls import redact, redact_values
 
 BatchSize = Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH_SIZE)]
 MaxWait = Annotated[float, msgspec.Meta(ge=0, le=MAX_WAIT)]

@@ -18,7 +18,6 @@ import structlog
 from studio9.auth.domain import Principal
 from studio9.config.domain import ConfigSetting, SettingNotFound
 from studio9.config.ports import ConfigStore
-from studio9.config.urls import redact, redact_values
 from studio9.errors import BackendUnavailable, Conflict, InvalidInput, PreconditionFailed, Studio9Error
 from studio9.ids import new_id
 from studio9.jobs.ports import JobQuery
@@ -38,6 +37,7 @@ from studio9.messaging.streams.domain import (
     check,
 )
 from studio9.messaging.streams.ports import JobSubmitter, SourceOpener, StreamBacklog, StreamStates
+from studio9.urls import redact, redact_values
 
 log = structlog.get_logger()
 

@@ -1,4 +1,7 @@
-"""Backend URLs: parsing, and redaction so that a password never reaches a log line."""
+"""Backend URLs: parsing, and redaction so that a password never reaches a log line.
+
+Shared by every context (as `errors` and `ids` are), so it lives beside them, not in one of them.
+"""
 
 from __future__ import annotations
 
