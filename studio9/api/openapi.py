@@ -4,7 +4,8 @@ Litestar builds the document from the routes' signatures; what a signature canno
 here, in one place, from facts:
 
 * **Statuses a route's own code raises** (403, 409, 412, 429, a second success code) are declared
-  next to the route: ``responses=problems(403, 409) | also(202, JobOut, "being stopped")``.
+  next to the route: ``responses=problems(403, 409) | also(202, JobOut, "being stopped")``
+  (``studio9.web.responses``, which the contexts' routes import).
 * **Statuses that follow from a route's shape** are added to every operation by ``complete``:
   a token (401; 503, since the token is checked in the database), a JSON body (400 malformed,
   413 too large, 422 invalid), path parameters (404), query or header parameters (422), and 500.
@@ -26,75 +27,19 @@ from http import HTTPStatus
 from typing import Any
 
 import msgspec
-from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.openapi.spec import Components, OpenAPI, SecurityScheme
 
-from studio9.api.problems import PROBLEM_JSON
+from studio9.web.responses import MEANING, PROBLEM_JSON, Problem
 
 PROBLEM_REF = "#/components/schemas/Problem"
 BEARER = "BearerToken"
-
-#: What each error status means on this API (the problem's ``detail`` says the particulars).
-MEANING: Mapping[int, str] = {
-    400: "The request cannot be parsed: malformed JSON, too deeply nested, or a broken multipart body.",
-    401: "No bearer token, or one that is unknown, expired or revoked.",
-    403: "The token's user lacks the role this needs (admin).",
-    404: "No such resource, or one that belongs to someone the caller cannot see.",
-    409: "The resource's current state forbids the change.",
-    412: "The resource changed since it was read (If-Match, or a concurrent change).",
-    413: "The request body is over its limit.",
-    422: "A parameter or body field is invalid; `errors[]` names each one.",
-    429: "Too many failed logins: wait `Retry-After` seconds.",
-    500: "An unexpected error; `request_id` finds it in the server logs.",
-    503: "A backend (database, broker, index, blob store, sink) does not answer; retry later.",
-}
-
-#: The second success of a download: where the blob store can presign (S3), the bytes are there.
-REDIRECT = "A redirect (`Location`) to a short-lived URL of the blob store (S3, `STUDIO9_BLOB_REDIRECTS`)."
 
 _HEADERS: Mapping[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": '`Bearer realm="studio9"`', "schema": {"type": "string"}}},
     429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 1}}},
 }
-
-
-class FieldError(msgspec.Struct, omit_defaults=True):
-    """One invalid field of a 422 answer."""
-
-    field: str
-    message: str
-    source: str | msgspec.UnsetType = msgspec.UNSET
-
-
-class Problem(msgspec.Struct, omit_defaults=True):
-    """An RFC 9457 problem document: every error this API answers has this shape."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str
-    errors: list[FieldError] | msgspec.UnsetType = msgspec.UNSET
-    request_id: str | msgspec.UnsetType = msgspec.UNSET
-
-
-def problems(*statuses: int) -> dict[int, ResponseSpec]:
-    """``responses=`` for the error statuses a route's own code raises, each a ``Problem``."""
-    return {
-        status: ResponseSpec(
-            data_container=Problem,
-            media_type=PROBLEM_JSON,
-            description=MEANING.get(status, HTTPStatus(status).phrase),
-            generate_examples=False,
-        )
-        for status in statuses
-    }
-
-
-def also(status: int, body: Any, description: str) -> dict[int, ResponseSpec]:
-    """``responses=`` for a second success status (``body`` None: no content, e.g. a redirect)."""
-    return {status: ResponseSpec(data_container=body, description=description, generate_examples=False)}
 
 
 def openapi_config(

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from litestar.routes import HTTPRoute
 
-from studio9.api.paging import CURSOR_DESCRIPTION, ID_CURSOR, SEARCH_CURSOR
 from studio9.auth.domain import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, USERNAME_PATTERN
 from studio9.config.domain import MAX_TAGS, NAME_PATTERN, TAG_PATTERN
 from studio9.jobs.service import MAX_ATTEMPTS_LIMIT
 from studio9.messaging.streams.domain import HTTP_SOURCE, PARAM_NAME, STREAM_ID
 from studio9.predictions.domain import IMPORT_ID
+from studio9.web.paging import CURSOR_DESCRIPTION, ID_CURSOR, SEARCH_CURSOR
 
 if TYPE_CHECKING:
     from litestar.routes import BaseRoute
@@ -62,7 +62,7 @@ _TIME_OR_DATE: Final = {
 }
 
 
-# The queue URLs the stream sources' adapters take (``adapters/stream_sources/``: the SQS queue
+# The queue URLs the stream sources' adapters take (``adapters/stream_source/``: the SQS queue
 # name rule and the options each knows), in the common form; the adapters check the rest.
 _SQS_SOURCE = r"sqs://[A-Za-z0-9_-]{1,80}(?:\.fifo)?(?:\?region=[a-z0-9-]{1,32})?"
 _AMQP_SOURCE = (

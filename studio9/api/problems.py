@@ -34,10 +34,10 @@ from studio9.errors import (
     Unauthenticated,
 )
 from studio9.urls import redact
+from studio9.web.responses import PROBLEM_JSON
 
 log = structlog.get_logger()
 
-PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:studio9:problem:"
 
 # Most specific first: MalformedRequest is an InvalidInput.

@@ -10,13 +10,13 @@ from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
 from studio9 import __version__
-from studio9.api.openapi import also
 from studio9.auth import Principal
 from studio9.errors import BackendUnavailable
 from studio9.health import check_backends
 from studio9.jobs.domain import JobStatus
 from studio9.jobs.ports import JobQuery
 from studio9.urls import AdapterURL
+from studio9.web.responses import also
 
 
 class BackendOut(msgspec.Struct, omit_defaults=True):

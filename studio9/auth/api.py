@@ -8,10 +8,10 @@ from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from studio9.api.openapi import problems
-from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import ApiToken, IssuedToken, Principal, Role, User
 from studio9.auth.service import AuthService
+from studio9.web.paging import keyset_page
+from studio9.web.responses import problems
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -158,8 +158,12 @@ class UserController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> UserListOut:
         """Users ordered by id (admin only); pass ``next_cursor`` back as ``cursor``."""
-        users = await auth_service.list_users(principal, limit=limit + 1, after=checked_cursor(cursor))
-        page, next_cursor = page_of(users, limit, lambda user: user.id)
+        page, next_cursor = await keyset_page(
+            lambda size, after: auth_service.list_users(principal, limit=size, after=after),
+            limit=limit,
+            cursor=cursor,
+            key=lambda user: user.id,
+        )
         return UserListOut([UserOut.from_domain(u) for u in page], next_cursor=next_cursor)
 
     @get("/{user_id:str}", operation_id="GetUser", responses=problems(403))

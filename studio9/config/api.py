@@ -8,12 +8,12 @@ from litestar import Controller, Response, delete, get, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from studio9.api.openapi import also, problems
-from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
 from studio9.config.domain import NAME_PATTERN, ConfigSetting, ConfigSettingVersion
 from studio9.config.service import ConfigService
 from studio9.urls import redact_values
+from studio9.web.paging import keyset_page
+from studio9.web.responses import also, problems
 
 
 class SettingIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -142,10 +142,13 @@ class ConfigSettingController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> SettingPageOut:
         """The service's settings by name; ``tag`` keeps those carrying it."""
-        found = await config_service.list(
-            principal, service, tag=tag, limit=limit + 1, after=checked_cursor(cursor, NAME_PATTERN.pattern)
+        page, next_cursor = await keyset_page(
+            lambda size, after: config_service.list(principal, service, tag=tag, limit=size, after=after),
+            limit=limit,
+            cursor=cursor,
+            key=lambda setting: setting.name,
+            pattern=NAME_PATTERN.pattern,
         )
-        page, next_cursor = page_of(found, limit, lambda setting: setting.name)
         return SettingPageOut([SettingOut.from_domain(s) for s in page], next_cursor=next_cursor)
 
     @get("/{name:str}/history", operation_id="GetConfigSettingHistory")

@@ -26,13 +26,13 @@ from multipart import (  # type: ignore[import-untyped]  # Litestar's own multip
     PushMultipartParser,
 )
 
-from studio9.api.openapi import REDIRECT, also
-from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
 from studio9.errors import InvalidInput, MalformedRequest
 from studio9.files.domain import StoredFile
 from studio9.files.ports import Presigner
 from studio9.files.service import FileService
+from studio9.web.paging import keyset_page
+from studio9.web.responses import REDIRECT, also
 
 ONE_PART = "a multipart upload needs exactly one part, named 'file'"
 
@@ -107,8 +107,12 @@ class FileController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> FileListOut:
         """The caller's files (admins: everyone's), newest first; pass ``next_cursor`` back as ``cursor``."""
-        files = await file_service.list(principal, limit=limit + 1, after=checked_cursor(cursor))
-        page, next_cursor = page_of(files, limit, lambda file: file.id)
+        page, next_cursor = await keyset_page(
+            lambda size, after: file_service.list(principal, limit=size, after=after),
+            limit=limit,
+            cursor=cursor,
+            key=lambda file: file.id,
+        )
         return FileListOut([FileOut.from_domain(f) for f in page], next_cursor=next_cursor)
 
     @get("/{file_id:str}", operation_id="GetFile")

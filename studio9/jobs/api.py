@@ -10,8 +10,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 from litestar.response import Redirect, Stream
 
-from studio9.api.openapi import REDIRECT, also, problems
-from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
 from studio9.errors import NotFound
 from studio9.files.ports import BlobStore, Presigner
@@ -21,6 +19,8 @@ from studio9.jobs.ports import JobQuery
 from studio9.jobs.search import JobSearch
 from studio9.jobs.service import JobService
 from studio9.urls import redact_values
+from studio9.web.paging import keyset_page
+from studio9.web.responses import REDIRECT, also, problems
 
 
 class SubmitIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -209,13 +209,15 @@ class JobController(Controller):
         if q:
             jobs, next_cursor = await job_search.search(principal, q, query, cursor=cursor)
             return JobPageOut([JobOut.from_domain(j) for j in jobs], next_cursor=next_cursor)
-        before = checked_cursor(cursor)  # a search's cursor belongs with its ``q``
-        jobs = list(
-            await job_service.list(
-                principal, JobQuery(owner_id=owner, type=type, status=status, limit=limit + 1, before=before)
-            )
+        # Without ``q`` the cursor is an id: a search's cursor belongs with its ``q``.
+        page, next_cursor = await keyset_page(
+            lambda size, before: job_service.list(
+                principal, JobQuery(owner_id=owner, type=type, status=status, limit=size, before=before)
+            ),
+            limit=limit,
+            cursor=cursor,
+            key=lambda job: job.id,
         )
-        page, next_cursor = page_of(jobs, limit, lambda job: job.id)
         return JobPageOut([JobOut.from_domain(j) for j in page], next_cursor=next_cursor)
 
     @get("/{job_id:str}", operation_id="GetJob")

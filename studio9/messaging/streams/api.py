@@ -9,8 +9,6 @@ from litestar import delete as delete_route
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from studio9.api.openapi import problems
-from studio9.api.paging import checked_cursor, page_of
 from studio9.auth.domain import Principal
 from studio9.messaging.streams.domain import (
     DEFAULT_BATCH_SIZE,
@@ -23,6 +21,8 @@ from studio9.messaging.streams.domain import (
 )
 from studio9.messaging.streams.service import BatchView, StreamService, StreamView
 from studio9.urls import redact, redact_values
+from studio9.web.paging import keyset_page
+from studio9.web.responses import problems
 
 BatchSize = Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH_SIZE)]
 MaxWait = Annotated[float, msgspec.Meta(ge=0, le=MAX_WAIT)]
@@ -177,10 +177,13 @@ class StreamController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> StreamPageOut:
         """The caller's streams (an admin's: every one), oldest first."""
-        found = await stream_service.list(
-            principal, limit=limit + 1, after=checked_cursor(cursor, STREAM_ID.pattern)
+        page, next_cursor = await keyset_page(
+            lambda size, after: stream_service.list(principal, limit=size, after=after),
+            limit=limit,
+            cursor=cursor,
+            key=lambda view: view.spec.id,
+            pattern=STREAM_ID.pattern,
         )
-        page, next_cursor = page_of(found, limit, lambda view: view.spec.id)
         return StreamPageOut([StreamOut.from_domain(v) for v in page], next_cursor=next_cursor)
 
     @get("/{stream_id:str}", operation_id="GetStream")
@@ -257,8 +260,10 @@ class StreamController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> BatchPageOut:
         """The stream's batches and the job each became, newest first."""
-        found = await stream_service.batches(
-            principal, stream_id, limit=limit + 1, before=checked_cursor(cursor)
+        page, next_cursor = await keyset_page(
+            lambda size, before: stream_service.batches(principal, stream_id, limit=size, before=before),
+            limit=limit,
+            cursor=cursor,
+            key=lambda view: view.batch.id,
         )
-        page, next_cursor = page_of(found, limit, lambda view: view.batch.id)
         return BatchPageOut([BatchOut.from_domain(b) for b in page], next_cursor=next_cursor)

@@ -7,7 +7,7 @@ the last item shown, and the next request starts after (or before) it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, TypeVar
 
 from studio9.errors import InvalidInput
@@ -28,20 +28,24 @@ ID_CURSOR: Final = "[0-9A-HJKMNP-TV-Z]{26}"
 SEARCH_CURSOR: Final = "[A-Za-z0-9_-]{40,400}"
 
 
-def page_of(found: Sequence[Item], limit: int, key: Callable[[Item], str]) -> tuple[list[Item], str | None]:
-    """The first ``limit`` of ``found`` (fetched with ``limit + 1``) and the next page's cursor,
-    None on the last page."""
-    page = list(found[:limit])
-    return page, key(page[-1]) if len(found) > limit else None
-
-
-def checked_cursor(cursor: str | None, pattern: str = ID_CURSOR) -> str | None:
-    """``cursor`` when it has the form of the list's cursors (``pattern``). Anything else is a
-    422 naming it: a garbage cursor used to answer a page from an arbitrary place, silently.
+async def keyset_page(
+    fetch: Callable[[int, str | None], Awaitable[Sequence[Item]]],
+    *,
+    limit: int,
+    cursor: str | None,
+    key: Callable[[Item], str],
+    pattern: str = ID_CURSOR,
+) -> tuple[list[Item], str | None]:
+    """The page of ``limit`` items from ``cursor`` on, and the next page's cursor (None on the
+    last page). ``fetch(size, cursor)`` is the service's list call, asked for ``limit + 1``
+    items; ``key`` gives an item's cursor.
 
     Raises:
-        InvalidInput: (field ``cursor``) not of that form.
+        InvalidInput: (field ``cursor``) ``cursor`` is not of the form of the list's cursors
+            (``pattern``); a garbage cursor used to answer a page from an arbitrary place, silently.
     """
     if cursor is not None and not re.fullmatch(pattern, cursor):
         raise InvalidInput("cursor is not one this service handed out", field="cursor")
-    return cursor
+    found = await fetch(limit + 1, cursor)
+    page = list(found[:limit])
+    return page, key(page[-1]) if len(found) > limit else None
