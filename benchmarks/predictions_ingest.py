@@ -114,7 +114,8 @@ def child_sqlite_raw(csv_path: Path, db_path: Path, page_size: int) -> tuple[int
     import sqlite3
 
     conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute(f"PRAGMA page_size = {page_size}")  # the sink's settings (adapters/sink/sqlite.py)
+    # The sink's settings (adapters/prediction_sink/sqlite.py).
+    conn.execute(f"PRAGMA page_size = {page_size}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(
@@ -175,8 +176,8 @@ def child(target: str, csv_path: Path, where: str, page_size: int) -> None:
             "studio9.bootstrap",
             "studio9.predictions",
             "studio9.predictions.importer",  # imported by the first import, not with the package
-            "adapters.sink.pgcopy",  # likewise, by the PostgreSQL sink's first load
-            f"adapters.sink.{target[:-5]}",
+            "adapters.prediction_sink.pgcopy",  # likewise, by the PostgreSQL sink's first load
+            f"adapters.prediction_sink.{target[:-5]}",
         ):
             importlib.import_module(module)
         start_mb = _rss_mb()
@@ -234,7 +235,7 @@ def postgres_unavailable(url: str) -> str | None:
 
 
 def _sink_page_size() -> int:
-    from adapters.sink.sqlite import PAGE_SIZE
+    from adapters.prediction_sink.sqlite import PAGE_SIZE
 
     return PAGE_SIZE
 

@@ -61,7 +61,7 @@ from studio9.metadata.ports import SearchIndex
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/{}"  # trust auth, as on every dev and CI box
 #: The scheme table with the OpenSearch adapter in it, whether or not bootstrap has it yet.
-INDEXES = {**bootstrap.INDEXES, "opensearch": "adapters.search.opensearch:OpenSearchSearchIndex"}
+INDEXES = {**bootstrap.INDEXES, "opensearch": "adapters.search_index.opensearch:OpenSearchSearchIndex"}
 ADAPTERS = ("memory", "sqlite", "postgresql", "opensearch")
 KINDS = ("common", "two_words", "word_status", "owner_rare", "type_newest", "page2")
 BATCH = 500
@@ -254,7 +254,7 @@ async def opened(name: str, workdir: Path) -> AsyncIterator[tuple[SearchIndex, A
 
 def unavailable(name: str) -> str | None:
     """Why adapter ``name`` cannot run here, or None."""
-    for module in ("opensearchpy", "osmem_server", "adapters.search", "adapters.search.opensearch"):
+    for module in ("opensearchpy", "osmem_server", "adapters.search_index.opensearch"):
         if name == "opensearch" and importlib.util.find_spec(module) is None:  # parents first
             return f"{module} is not importable (yet)"
     return None

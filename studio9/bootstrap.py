@@ -24,6 +24,13 @@ import anyio
 import attrs
 import structlog
 
+import adapters.blob_store as blob_store_adapters
+import adapters.database as database_adapters
+import adapters.event_publisher as event_publisher_adapters
+import adapters.job_broker as job_broker_adapters
+import adapters.prediction_sink as prediction_sink_adapters
+import adapters.search_index as search_index_adapters
+import adapters.stream_source as stream_source_adapters
 from studio9.auth.ports import TokenStore, UserStore
 from studio9.auth.service import AuthPolicy, AuthService
 from studio9.backends import AdapterOptions, Backend
@@ -55,51 +62,13 @@ from studio9.urls import AdapterURL
 
 log = structlog.get_logger()
 
-DATABASES: Final = {
-    "memory": "adapters.memory.database:MemoryDatabase",
-    "sqlite": "adapters.sql.database:SqlDatabase",
-    "sqlite+aiosqlite": "adapters.sql.database:SqlDatabase",
-    "postgresql": "adapters.sql.database:SqlDatabase",
-    "postgres": "adapters.sql.database:SqlDatabase",
-    "postgresql+psycopg": "adapters.sql.database:SqlDatabase",
-}
-BROKERS: Final = {
-    "memory": "adapters.broker.memory:MemoryBroker",
-    "amqp": "adapters.broker.rabbitmq:RabbitmqBroker",
-    "amqps": "adapters.broker.rabbitmq:RabbitmqBroker",
-    "sqs": "adapters.broker.sqs:SqsBroker",
-}
-INDEXES: Final = {
-    "memory": "adapters.memory.search:InMemorySearchIndex",
-    "sql": "adapters.sql.index:SqlSearchIndex",
-    "opensearch": "adapters.search.opensearch:OpenSearchSearchIndex",
-    "opensearch+https": "adapters.search.opensearch:OpenSearchSearchIndex",
-}
-BLOB_STORES: Final = {
-    "memory": "adapters.memory.blobs:InMemoryBlobStore",
-    "file": "adapters.blob.file:FileBlobStore",
-    "s3": "adapters.blob.s3:S3BlobStore",
-}
-SINKS: Final = {
-    "memory": "adapters.sink.memory:MemoryPredictionSink",
-    "sqlite": "adapters.sink.sqlite:SqlitePredictionSink",
-    "postgresql": "adapters.sink.postgresql:PostgresPredictionSink",
-    "postgres": "adapters.sink.postgresql:PostgresPredictionSink",
-    "postgresql+psycopg": "adapters.sink.postgresql:PostgresPredictionSink",
-    "redshift": "adapters.sink.redshift:RedshiftPredictionSink",
-}
-EVENTS: Final = {
-    "memory": "adapters.events.memory:InProcessEventBus",
-    "amqp": "adapters.events.amqp:AmqpEventPublisher",
-    "amqps": "adapters.events.amqp:AmqpEventPublisher",
-    "sns": "adapters.events.sns:SnsEventPublisher",
-}
-# Queues a message stream's ``source`` may name (``http`` streams need none).
-STREAM_SOURCES: Final = {
-    "sqs": "adapters.stream_sources.sqs:SqsStreamSource",
-    "amqp": "adapters.stream_sources.amqp:AmqpStreamSource",
-    "amqps": "adapters.stream_sources.amqp:AmqpStreamSource",
-}
+DATABASES: Final = database_adapters.SCHEMES
+BROKERS: Final = job_broker_adapters.SCHEMES
+INDEXES: Final = search_index_adapters.SCHEMES
+BLOB_STORES: Final = blob_store_adapters.SCHEMES
+SINKS: Final = prediction_sink_adapters.SCHEMES
+EVENTS: Final = event_publisher_adapters.SCHEMES
+STREAM_SOURCES: Final = stream_source_adapters.SCHEMES
 # setting name -> (scheme table, field of Settings), in opening order.
 BACKENDS: Final = {
     "database": (DATABASES, "database_url"),

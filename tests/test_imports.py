@@ -40,7 +40,7 @@ ENGINES = {
     "studio9.predictions.arrow",
     "studio9.predictions.checks",
     "studio9.predictions.importer",
-    "adapters.sink.pgcopy",
+    "adapters.prediction_sink.pgcopy",
 }
 
 # Runs in the subprocess. Preloads third-party modules, then forks a child per module of ours, a

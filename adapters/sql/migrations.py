@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 import migrations as migrations_package
-from adapters.sql.database import normalise_url, sqlite_file
+from adapters.sql.engine import normalise_url, sqlite_file
 from studio9.errors import ConfigError
 from studio9.urls import AdapterURL, redact
 

@@ -1,6 +1,6 @@
 """Group commit: job changes that arrive together are committed together.
 
-Alone, each job change (one statement, ``jobs_pg``) is its own transaction: a round trip, a
+Alone, each job change (one statement, ``postgresql_statements``) is its own transaction: a round trip, a
 commit and a WAL flush. Under load many changes wait at once (a submitter's concurrent
 requests, a worker's threads), so ``GroupCommit.write`` queues the statement and a flusher
 sends everything queued as one pipeline: the statements back to back, then one Sync. The

@@ -1,6 +1,6 @@
 """What the auth context needs from storage.
 
-Adapters: ``adapters/memory/auth.py`` (memory://) and ``adapters/sql/auth.py`` (SQLite, PostgreSQL).
+Adapters: ``adapters/user_store/``: ``memory.py`` (memory://) and ``sql.py`` (SQLite, PostgreSQL).
 Contract: ``tests/contract/test_auth_stores.py``.
 """
 

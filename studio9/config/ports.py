@@ -1,6 +1,6 @@
 """What the config-settings service needs from storage.
 
-Adapters: ``adapters/sql/config_settings.py`` (SQLite, PostgreSQL), ``adapters/memory/config_settings.py``.
+Adapters: ``adapters/config_store/sql.py`` (SQLite, PostgreSQL), ``adapters/config_store/memory.py``.
 Contract: ``tests/contract/test_config_store.py``.
 """
 

@@ -1,8 +1,8 @@
 """What the files context (and the job runtime) needs from storage: blobs and file records.
 
-Adapters: ``adapters/memory/blobs.py`` (memory://), ``adapters/blob/file.py`` (file://),
-``adapters/blob/s3.py`` (s3://);
-``adapters/memory/files.py`` and ``adapters/sql/files.py`` (SQLite, PostgreSQL).
+Adapters: ``adapters/blob_store/memory.py`` (memory://), ``adapters/blob_store/file.py`` (file://),
+``adapters/blob_store/s3.py`` (s3://);
+``adapters/file_records/memory.py`` and ``adapters/file_records/sql.py`` (SQLite, PostgreSQL).
 Contracts: ``tests/contract/test_blob_store.py``, ``tests/contract/test_file_records.py``.
 """
 

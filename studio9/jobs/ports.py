@@ -1,6 +1,6 @@
 """What the job core needs from storage and from the broker.
 
-Adapters: ``adapters/sql/jobs.py`` (SQLite, PostgreSQL), ``adapters/memory/jobs.py`` (memory://);
+Adapters: ``adapters/job_store/sql.py`` (SQLite, PostgreSQL), ``adapters/job_store/memory.py`` (memory://);
 the queue is ``studio9/messaging/dispatch.py`` over any Dramatiq broker.
 Contract: ``tests/contract/test_job_store.py``.
 """

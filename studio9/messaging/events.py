@@ -68,8 +68,8 @@ GapHandler = Callable[[], None]
 class EventPublisher(Protocol):
     """Publishes events to whoever listens outside this process.
 
-    Adapters: ``adapters/events/memory.py`` (memory://, in-process), ``adapters/events/amqp.py``
-    (a RabbitMQ topic exchange), ``adapters/events/sns.py`` (an SNS topic).
+    Adapters: ``adapters/event_publisher/``: ``memory.py`` (memory://, in-process), ``amqp.py``
+    (a RabbitMQ topic exchange), ``sns.py`` (an SNS topic).
     Contract: ``tests/contract/test_event_publisher.py``.
     """
 

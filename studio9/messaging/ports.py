@@ -1,7 +1,7 @@
 """What the messaging context needs from a broker adapter.
 
-Adapters: ``adapters/broker/memory.py`` (memory://), ``adapters/broker/rabbitmq.py`` (amqp://),
-``adapters/broker/sqs.py`` (sqs://).
+Adapters: ``adapters/job_broker/memory.py`` (memory://), ``adapters/job_broker/rabbitmq.py`` (amqp://),
+``adapters/job_broker/sqs.py`` (sqs://).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What the metadata context needs from a search index.
 
-Adapters: ``adapters/memory/search.py`` (memory://) and ``adapters/sql/search.py`` (sql://:
+Adapters: ``adapters/search_index/memory.py`` (memory://) and ``adapters/search_index/sql.py`` (sql://:
 SQLite FTS5 or PostgreSQL full-text, in the system-of-record database).
 Contract: ``tests/contract/test_search_index.py``.
 """

@@ -1,7 +1,7 @@
 """What the predictions context needs from storage: a prediction sink.
 
-Adapters: ``adapters/sink/memory.py`` (memory://), ``adapters/sink/sqlite.py`` (sqlite://),
-``adapters/sink/postgresql.py`` (postgresql://), ``adapters/sink/redshift.py`` (redshift://).
+Adapters: ``adapters/prediction_sink/memory.py`` (memory://), ``adapters/prediction_sink/sqlite.py`` (sqlite://),
+``adapters/prediction_sink/postgresql.py`` (postgresql://), ``adapters/prediction_sink/redshift.py`` (redshift://).
 Contract: ``tests/contract/test_prediction_sink.py`` (Redshift: its own tests there, on moto).
 """
 

@@ -1,4 +1,4 @@
-"""RabbitMQ's job publisher (``adapters/broker/amqp_publisher.py``) beyond the broker contract:
+"""RabbitMQ's job publisher (``adapters/job_broker/amqp_publisher.py``) beyond the broker contract:
 reconnects, namespaces, and Dramatiq workers reading what it writes."""
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from adapters.blob.file import FileBlobStore
-from adapters.blob.s3 import S3BlobStore
-from adapters.memory.blobs import InMemoryBlobStore
+from adapters.blob_store.file import FileBlobStore
+from adapters.blob_store.memory import MemoryBlobStore
+from adapters.blob_store.s3 import S3BlobStore
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
 from studio9.errors import InvalidInput, NotFound
@@ -28,8 +28,8 @@ from studio9.files.ports import BlobStore
 # The scheme table of the composition root, with the adapters of this issue (see the report).
 BLOBS = {
     **bootstrap.BLOB_STORES,
-    "memory": "adapters.memory.blobs:InMemoryBlobStore",
-    "s3": "adapters.blob.s3:S3BlobStore",
+    "memory": "adapters.blob_store.memory:MemoryBlobStore",
+    "s3": "adapters.blob_store.s3:S3BlobStore",
 }
 FIVE_MB = os.urandom(5 * 1024 * 1024 + 123)
 
@@ -182,7 +182,7 @@ async def test_local_path_holds_the_bytes(store: BlobStore) -> None:
     async with store.local_path("jobs/j1/inputs/table.parquet") as path:
         assert path.suffix == ".parquet"
         assert path.read_bytes() == FIVE_MB
-    if isinstance(store, InMemoryBlobStore):
+    if isinstance(store, MemoryBlobStore):
         assert not path.exists()  # the spilled copy is gone
     assert await store.size("jobs/j1/inputs/table.parquet") == len(FIVE_MB)
 
@@ -307,7 +307,7 @@ async def test_staging_sweep_spares_stored_blobs_and_uploads_in_progress(store: 
     assert await _read(store, "files/kept") == b"kept"
     assert await store.sweep_staging(0) == 0
     assert await _leftovers(store) == (
-        [] if isinstance(store, InMemoryBlobStore) else ["files/kept", "files/slow"]
+        [] if isinstance(store, MemoryBlobStore) else ["files/kept", "files/slow"]
     )
 
 

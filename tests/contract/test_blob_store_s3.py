@@ -21,7 +21,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from adapters.blob.s3 import S3BlobStore
+from adapters.blob_store.s3 import S3BlobStore
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
 from studio9.errors import BackendUnavailable, ConfigError, InvalidInput

@@ -23,14 +23,14 @@ import boto3
 import dramatiq
 import pytest
 
-from adapters.broker.sqs import clamp_delay
+from adapters.job_broker.sqs import clamp_delay
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
 from studio9.errors import ConfigError
 from studio9.messaging.ports import JobBroker
 from studio9.messaging.worker import WorkerThreads
 
-BROKERS = {**bootstrap.BROKERS, "sqs": "adapters.broker.sqs:SqsBroker"}
+BROKERS = {**bootstrap.BROKERS, "sqs": "adapters.job_broker.sqs:SqsJobBroker"}
 SETTING = "STUDIO9_BROKER_URL"
 OPTIONS = AdapterOptions(timeout=5)
 

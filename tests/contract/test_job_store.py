@@ -296,7 +296,7 @@ async def test_heartbeats_for_a_batch_are_newest_first_per_job(database: Any) ->
 async def test_rows_read_alike_through_the_store_and_the_orm(database: Any) -> None:
     if not hasattr(database, "sessions"):
         pytest.skip("SQL adapters only")
-    from adapters.sql.job_models import JobRow
+    from adapters.job_store.sql_models import JobRow
 
     odd = NOW + timedelta(microseconds=120)
     written = _job(error=JobError(code="x", message="y"), result={"r": [1]}, not_before=odd, outputs=("o",))

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from adapters.sink.redshift import RedshiftPredictionSink, swap_sql
+from adapters.prediction_sink.redshift import RedshiftPredictionSink, swap_sql
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
 from studio9.errors import BackendUnavailable, ConfigError, InvalidInput
@@ -49,11 +49,11 @@ from studio9.urls import AdapterURL
 # The composition root's scheme table with the sinks of this issue (see the report for the wiring).
 SINKS = {
     **bootstrap.SINKS,
-    "memory": "adapters.sink.memory:MemoryPredictionSink",
-    "sqlite": "adapters.sink.sqlite:SqlitePredictionSink",
-    "postgresql": "adapters.sink.postgresql:PostgresPredictionSink",
-    "postgresql+psycopg": "adapters.sink.postgresql:PostgresPredictionSink",
-    "redshift": "adapters.sink.redshift:RedshiftPredictionSink",
+    "memory": "adapters.prediction_sink.memory:MemoryPredictionSink",
+    "sqlite": "adapters.prediction_sink.sqlite:SqlitePredictionSink",
+    "postgresql": "adapters.prediction_sink.postgresql:PostgresPredictionSink",
+    "postgresql+psycopg": "adapters.prediction_sink.postgresql:PostgresPredictionSink",
+    "redshift": "adapters.prediction_sink.redshift:RedshiftPredictionSink",
 }
 DAY = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DIGEST = "a" * 64

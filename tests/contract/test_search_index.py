@@ -24,7 +24,7 @@ from studio9.metadata import InvalidSearch, SearchDocument, SearchHit, SearchInd
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ADA, BOB = new_id(1_000), new_id(2_000)
 #: The production scheme table, with the OpenSearch adapter in it whether or not bootstrap has it yet.
-INDEXES = {**bootstrap.INDEXES, "opensearch": "adapters.search.opensearch:OpenSearchSearchIndex"}
+INDEXES = {**bootstrap.INDEXES, "opensearch": "adapters.search_index.opensearch:OpenSearchSearchIndex"}
 
 
 @contextlib.asynccontextmanager

@@ -22,8 +22,8 @@ import opensearchpy
 import pytest
 from opensearchpy import AsyncOpenSearch
 
-from adapters.search.opensearch import OpenSearchSearchIndex
-from adapters.search.opensearch_mapping import (
+from adapters.search_index.opensearch import OpenSearchSearchIndex
+from adapters.search_index.opensearch_mapping import (
     MAPPINGS,
     SCHEMA_VERSION,
     index_body,

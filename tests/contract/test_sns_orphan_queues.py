@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from adapters.events import sns_orphans
+from adapters.event_publisher import sns_orphans
 from studio9 import bootstrap
 from tests.contract.test_event_subscriptions import OPTIONS, SETTING, Recorder, event, eventually
 
@@ -87,7 +87,7 @@ async def test_a_subscriber_stamps_its_queue_while_it_listens(
 ) -> None:
     name, _ = topic
     monkeypatch.setattr(sns_orphans, "RENEW_EVERY", 0.2)
-    monkeypatch.setattr("adapters.events.sns._WAIT", 1)  # receives come back often enough to stamp
+    monkeypatch.setattr("adapters.event_publisher.sns._WAIT", 1)  # receives come back often enough to stamp
     sqs = _client("sqs", moto_endpoint)
     url = f"sns://{name}?region={REGION}&endpoint_url={moto_endpoint}"
     async with bootstrap.open_adapter(bootstrap.EVENTS, url, setting=SETTING, options=OPTIONS) as subscriber:

@@ -20,9 +20,9 @@ from litestar import Litestar, Request, Router
 from litestar.di import Provide
 from litestar.testing import AsyncTestClient
 
-from adapters.blob.file import FileBlobStore
-from adapters.memory.blobs import InMemoryBlobStore
-from adapters.memory.files import InMemoryFileRecords
+from adapters.blob_store.file import FileBlobStore
+from adapters.blob_store.memory import MemoryBlobStore
+from adapters.file_records.memory import MemoryFileRecords
 from studio9.api.middleware import request_context
 from studio9.api.problems import exception_handlers
 from studio9.auth.domain import Principal, Role
@@ -46,7 +46,7 @@ PRINCIPALS = {
 ADA, BOB, ADMIN = ({"X-Test-User": name} for name in ("ada", "bob", "admin"))
 
 
-class CountingBlobStore(InMemoryBlobStore):
+class CountingBlobStore(MemoryBlobStore):
     """Records how many chunks each put received, to show uploads arrive as a stream."""
 
     def __init__(self) -> None:
@@ -74,12 +74,12 @@ def blobs() -> CountingBlobStore:
 
 
 @pytest.fixture
-def records() -> InMemoryFileRecords:
-    return InMemoryFileRecords()
+def records() -> MemoryFileRecords:
+    return MemoryFileRecords()
 
 
 @pytest.fixture
-def service(blobs: CountingBlobStore, records: InMemoryFileRecords) -> FileService:
+def service(blobs: CountingBlobStore, records: MemoryFileRecords) -> FileService:
     return FileService(blobs, records, max_upload_bytes=LIMIT)
 
 
@@ -144,7 +144,7 @@ async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
         yield data[start : start + size]
 
 
-async def _nothing_kept(blobs: CountingBlobStore, records: InMemoryFileRecords) -> None:
+async def _nothing_kept(blobs: CountingBlobStore, records: MemoryFileRecords) -> None:
     assert await records.list(None, limit=10) == []
     assert await blobs.delete_prefix("files/") == 0
 
@@ -225,7 +225,7 @@ async def test_multipart_upload_streams_its_file_part(
     ids=["wrong-part-name", "two-parts"],
 )
 async def test_multipart_needs_exactly_one_file_part(
-    streaming_client: httpx.AsyncClient, blobs: CountingBlobStore, records: InMemoryFileRecords, files: Any
+    streaming_client: httpx.AsyncClient, blobs: CountingBlobStore, records: MemoryFileRecords, files: Any
 ) -> None:
     response = await streaming_client.post("/api/v1/files", files=files, headers=ADA)
     assert "file" in {e["field"] for e in _is_problem(response, 422)["errors"]}
@@ -245,7 +245,7 @@ async def test_over_limit_upload_is_413_and_nothing_is_kept(
     client: AsyncTestClient[Litestar],
     streaming_client: httpx.AsyncClient,
     blobs: CountingBlobStore,
-    records: InMemoryFileRecords,
+    records: MemoryFileRecords,
 ) -> None:
     declared = await client.post("/api/v1/files?name=big", content=TOO_BIG, headers=ADA)
     assert str(LIMIT) in _is_problem(declared, 413)["detail"]
@@ -299,7 +299,7 @@ async def test_bad_limit_is_rejected_naming_it(client: AsyncTestClient[Litestar]
 
 
 async def test_delete_is_204_then_404(
-    client: AsyncTestClient[Litestar], blobs: CountingBlobStore, records: InMemoryFileRecords
+    client: AsyncTestClient[Litestar], blobs: CountingBlobStore, records: MemoryFileRecords
 ) -> None:
     uploaded = await _upload(client, b"short-lived")
     assert (await client.delete(f"/api/v1/files/{uploaded['id']}", headers=ADA)).status_code == 204
@@ -310,7 +310,7 @@ async def test_delete_is_204_then_404(
 
 
 async def test_missing_name_is_422_naming_the_field(
-    client: AsyncTestClient[Litestar], blobs: CountingBlobStore, records: InMemoryFileRecords
+    client: AsyncTestClient[Litestar], blobs: CountingBlobStore, records: MemoryFileRecords
 ) -> None:
     response = await client.post("/api/v1/files", content=b"anonymous", headers=ADA)
     body = _is_problem(response, 422)
@@ -342,7 +342,7 @@ def test_routes_have_their_operation_ids_and_tag(app: Litestar) -> None:
 async def test_file_blob_store_streams_both_ways(tmp_path: Path) -> None:
     blobs = FileBlobStore(tmp_path / "blobs")
     await blobs.ping()
-    service = FileService(blobs, InMemoryFileRecords(), max_upload_bytes=LIMIT)
+    service = FileService(blobs, MemoryFileRecords(), max_upload_bytes=LIMIT)
     async with AsyncTestClient(app=_app(service)) as client:
         uploaded = await _upload(client, SIX_MB)
         assert (tmp_path / "blobs" / "files" / uploaded["id"]).stat().st_size == len(SIX_MB)

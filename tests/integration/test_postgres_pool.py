@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from adapters.sql import database as sql_database
+from adapters.sql import engine as sql_engine
 from adapters.sql import pg_raw
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
@@ -51,7 +51,7 @@ async def test_a_connection_killed_while_idle_is_replaced_before_use(
     # Given a pooled connection whose server process is killed while it idles
     pid = await _backend_pid(database)
     _terminate(postgres_server, pid)
-    monkeypatch.setattr(sql_database, "IDLE_PING_SECONDS", 0.0)
+    monkeypatch.setattr(sql_engine, "IDLE_PING_SECONDS", 0.0)
     # Then the next use gets a working connection, on a new server process
     assert await _backend_pid(database) != pid
 
@@ -63,7 +63,7 @@ async def test_a_connection_in_steady_use_is_not_pinged(
     # which is what the check above prevents (and shows that it, not luck, did).
     pid = await _backend_pid(database)
     _terminate(postgres_server, pid)
-    monkeypatch.setattr(sql_database, "IDLE_PING_SECONDS", 3600.0)
+    monkeypatch.setattr(sql_engine, "IDLE_PING_SECONDS", 3600.0)
     with pytest.raises(sa.exc.OperationalError):
         await _backend_pid(database)
     assert await _backend_pid(database) != pid  # and the pool recovers on the next checkout
@@ -72,7 +72,7 @@ async def test_a_connection_in_steady_use_is_not_pinged(
 async def test_connections_are_kept_between_uses(database: Any) -> None:
     pids = {await _backend_pid(database) for _ in range(5)}
     assert len(pids) == 1
-    assert database.engine.pool.size() == sql_database.DEFAULT_POOL_SIZE // 2
+    assert database.engine.pool.size() == sql_engine.DEFAULT_POOL_SIZE // 2
 
 
 async def _job_store_pid(database: Any) -> int:

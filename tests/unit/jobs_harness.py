@@ -12,8 +12,8 @@ from typing import Any
 import attrs
 import msgspec
 
-from adapters.memory.blobs import InMemoryBlobStore
-from adapters.memory.jobs import InMemoryJobStore
+from adapters.blob_store.memory import MemoryBlobStore
+from adapters.job_store.memory import MemoryJobStore
 from studio9.auth.domain import Principal, Role
 from studio9.errors import InvalidInput, NotFound
 from studio9.jobs.context import JobContext
@@ -122,7 +122,7 @@ def registry() -> JobTypeRegistry:
     return types
 
 
-class CountingStore(InMemoryJobStore):
+class CountingStore(MemoryJobStore):
     """The in-memory store, counting reads of one job: which paths write without reading first."""
 
     def __init__(self) -> None:
@@ -141,7 +141,7 @@ class Harness:
     supervisor: Supervisor
     queue: RecordingQueue
     store: CountingStore
-    blobs: InMemoryBlobStore
+    blobs: MemoryBlobStore
     clock: Clock
 
     async def lose_worker(self, job_id: str) -> Job:
@@ -174,7 +174,7 @@ async def harness(tmp_path: Path, **policy: Any) -> AsyncIterator[Harness]:
     clock = Clock()
     store = CountingStore()
     queue = RecordingQueue()
-    blobs = InMemoryBlobStore()
+    blobs = MemoryBlobStore()
     values = {
         "heartbeat_interval": 0.05,
         "lease_timeout": 1.0,

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
-from adapters.memory.database import MemoryDatabase
+from adapters.database.memory import MemoryDatabase
 from studio9.auth import AuthPolicy, AuthService, Principal, Role
 from studio9.auth.domain import TokenNotFound, UsernameTaken
 from studio9.auth.passwords import Argon2PasswordHasher

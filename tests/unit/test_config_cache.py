@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from adapters.memory.config_settings import InMemoryConfigStore
+from adapters.config_store.memory import MemoryConfigStore
 from studio9.auth.domain import Principal, Role
 from studio9.config.domain import ConfigSetting
 from studio9.config.service import ConfigService
@@ -47,7 +47,7 @@ async def cached_after_hidden_write(service: ConfigService, value: Any) -> Any:
 
 
 async def test_a_change_event_drops_only_that_setting() -> None:
-    service = ConfigService(InMemoryConfigStore(), cache_seconds=300)
+    service = ConfigService(MemoryConfigStore(), cache_seconds=300)
     await service.put(ADMIN, "jobs", "x", 1, [])
     await service.put(ADMIN, "jobs", "y", 1, [])
     assert (await service.cached("jobs", "x"), await service.cached("jobs", "y")) == (1, 1)
@@ -59,7 +59,7 @@ async def test_a_change_event_drops_only_that_setting() -> None:
 
 
 async def test_a_gap_or_an_unreadable_config_event_drops_everything() -> None:
-    service = ConfigService(InMemoryConfigStore(), cache_seconds=300)
+    service = ConfigService(MemoryConfigStore(), cache_seconds=300)
     await service.put(ADMIN, "jobs", "x", 1, [])
     assert await service.cached("jobs", "x") == 1
     assert await cached_after_hidden_write(service, 2) == 1
@@ -71,7 +71,7 @@ async def test_a_gap_or_an_unreadable_config_event_drops_everything() -> None:
 
 
 async def test_a_read_overtaken_by_an_invalidation_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = InMemoryConfigStore()
+    store = MemoryConfigStore()
     service = ConfigService(store, cache_seconds=300)
     await service.put(ADMIN, "jobs", "x", 1, [])
     reading, release = asyncio.Event(), asyncio.Event()

@@ -7,7 +7,7 @@ import attrs
 import pytest
 from structlog.testing import capture_logs
 
-from adapters.memory.database import MemoryDatabase
+from adapters.database.memory import MemoryDatabase
 from studio9.auth import AuthPolicy, AuthService, Principal
 from studio9.auth.domain import UserNotFound
 from studio9.auth.passwords import Argon2PasswordHasher

@@ -1,7 +1,7 @@
 """What message streams need: their runtime state and backlog in SQL, queue sources, job submission.
 
-Adapters: ``adapters/sql/streams.py`` (SQLite, PostgreSQL), ``adapters/memory/streams.py``
-(memory://); sources ``adapters/stream_sources/{sqs,amqp}.py``. The settings themselves are
+Adapters: ``adapters/stream_store/sql.py`` (SQLite, PostgreSQL), ``adapters/stream_store/memory.py``
+(memory://); sources ``adapters/stream_source/{sqs,amqp}.py``. The settings themselves are
 config settings (``studio9.config.ports.ConfigStore``).
 Contract: ``tests/contract/test_stream_store.py``.
 """

@@ -1,1 +1,0 @@
-"""Blob stores: files, job inputs and outputs, model artifacts."""

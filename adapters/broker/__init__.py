@@ -1,1 +1,0 @@
-"""Job-delivery brokers (Dramatiq brokers behind one small interface)."""

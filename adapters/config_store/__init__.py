@@ -1,0 +1,5 @@
+"""Config settings with their history (``studio9.config.ports.ConfigStore``), a store of the
+system of record (``adapters.database``): ``memory.py`` and ``sql.py``.
+
+No URL scheme of their own: the system of record's URL (``STUDIO9_DATABASE_URL``) picks them.
+"""

@@ -1,0 +1,47 @@
+"""An in-memory system of record: nothing survives the process.
+
+URL:      memory://
+Features: transactions per call · thread-safe · nothing kept on disk
+Extra:    none
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from adapters.config_store.memory import MemoryConfigStore
+from adapters.file_records.memory import MemoryFileRecords
+from adapters.job_store.memory import MemoryJobStore
+from adapters.stream_store.memory import MemoryStreamBacklog, MemoryStreamStates, StreamTables
+from adapters.user_store.memory import MemoryTokenStore, MemoryUserStore, UserTables
+from adapters.worker_registry.memory import MemoryWorkerRegistry
+from studio9.backends import AdapterOptions
+from studio9.urls import AdapterURL
+
+
+class MemoryDatabase:
+    """Every store of the system of record, held in dictionaries."""
+
+    dialect = "memory"
+
+    def __init__(self) -> None:
+        tables = UserTables()
+        self.users = MemoryUserStore(tables)
+        self.tokens = MemoryTokenStore(tables)
+        self.jobs = MemoryJobStore()
+        self.files = MemoryFileRecords()
+        self.workers = MemoryWorkerRegistry()
+        self.config_settings = MemoryConfigStore()
+        streams = StreamTables()
+        self.stream_states = MemoryStreamStates(streams)
+        self.stream_backlog = MemoryStreamBacklog(streams)
+
+    @classmethod
+    def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
+        return cls()
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None

@@ -1,1 +1,0 @@
-"""Where domain events go: in-process subscribers, a RabbitMQ topic exchange, an SNS topic."""

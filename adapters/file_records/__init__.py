@@ -1,0 +1,5 @@
+"""Uploaded files' records (``studio9.files.ports.FileRecords``), a store of the system of record
+(``adapters.database``): ``memory.py`` and ``sql.py``.
+
+No URL scheme of their own: the system of record's URL (``STUDIO9_DATABASE_URL``) picks them.
+"""

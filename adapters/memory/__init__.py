@@ -1,1 +1,0 @@
-"""In-memory adapters: production code for embedded use and tests, held to the same contracts."""

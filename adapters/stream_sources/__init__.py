@@ -1,1 +1,0 @@
-"""Queues message streams pull items from: SQS (S3 notifications through SNS, or plain messages), RabbitMQ."""

@@ -1,0 +1,6 @@
+"""Message streams' runtime state and backlog (``studio9.messaging.streams.ports.StreamStates``,
+``StreamBacklog``), stores of the system of record (``adapters.database``): ``memory.py`` and
+``sql.py``.
+
+No URL scheme of their own: the system of record's URL (``STUDIO9_DATABASE_URL``) picks them.
+"""
