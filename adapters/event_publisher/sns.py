@@ -38,7 +38,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from adapters.event_publisher import sns_orphans
 from studio9.backends import AdapterOptions
 from studio9.errors import BackendUnavailable, ConfigError
-from studio9.messaging.events import Event, EventHandler, GapHandler, Subscriptions
+from studio9.messaging.domain import Event, EventHandler, GapHandler
+from studio9.messaging.events import Subscriptions
 from studio9.urls import AdapterURL
 
 log = structlog.get_logger()
@@ -56,14 +57,26 @@ _ERRORS: Final = (BotoCoreError, ClientError, aiohttp.ClientError, BackendUnavai
 
 class SnsEventPublisher:
     def __init__(
-        self, topic: str, *, region: str, endpoint_url: str | None, create: bool, timeout: float
+        self,
+        topic: str,
+        *,
+        region: str,
+        endpoint_url: str | None,
+        create: bool,
+        timeout: float,
+        receive_wait: int = _WAIT,
+        renew_every: float = sns_orphans.RENEW_EVERY,
+        sweep: sns_orphans.Sweep = sns_orphans.sweep,
     ) -> None:
+        """``receive_wait`` (seconds one receive long-polls), ``renew_every`` (seconds between two
+        stamps of the queue) and ``sweep`` are seams for tests; production keeps the defaults."""
         self.topic = topic
         self._region, self._endpoint, self._create = region, endpoint_url, create
+        self._receive_wait, self._renew_every, self._sweep = receive_wait, renew_every, sweep
         self._config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2})
         # A receive may rightly wait its long-poll time before answering.
         self._poll_config = Config(
-            connect_timeout=timeout, read_timeout=timeout + _WAIT, retries={"max_attempts": 2}
+            connect_timeout=timeout, read_timeout=timeout + receive_wait, retries={"max_attempts": 2}
         )
         self._timeout = timeout
         self._stack = contextlib.AsyncExitStack()
@@ -182,7 +195,7 @@ class SnsEventPublisher:
                     log.info("event_subscription_started", topic=self.topic, queue=inbox.name)
                 await self._upkeep(inbox)
                 answer = await inbox.sqs.receive_message(
-                    QueueUrl=inbox.url, MaxNumberOfMessages=_BATCH, WaitTimeSeconds=_WAIT
+                    QueueUrl=inbox.url, MaxNumberOfMessages=_BATCH, WaitTimeSeconds=self._receive_wait
                 )
                 if missed:  # events may have expired in the queue while it could not be read
                     self._subscriptions.gap()
@@ -246,7 +259,7 @@ class SnsEventPublisher:
         )
         inbox.subscription = str(answer["SubscriptionArn"])
         inbox.ready = True
-        inbox.renew_at = time.monotonic() + sns_orphans.RENEW_EVERY
+        inbox.renew_at = time.monotonic() + self._renew_every
 
     async def _upkeep(self, inbox: _Inbox) -> None:
         """Stamp our queue as alive and remove dead processes' queues, when due. A failure is
@@ -254,12 +267,12 @@ class SnsEventPublisher:
         now = time.monotonic()
         try:
             if now >= inbox.renew_at and inbox.url is not None:
-                inbox.renew_at = now + sns_orphans.RENEW_EVERY
+                inbox.renew_at = now + self._renew_every
                 await sns_orphans.renew(inbox.sqs, inbox.url, time.time())
             if now >= inbox.sweep_at:
                 inbox.sweep_at = now + sns_orphans.SWEEP_EVERY
                 arn = await self._topic_arn()
-                await sns_orphans.sweep(
+                await self._sweep(
                     inbox.sqs, self._client, topic=self.topic, topic_arn=arn, keep=inbox.url, now=time.time()
                 )
         except _ERRORS as exc:

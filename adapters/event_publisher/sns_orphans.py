@@ -15,7 +15,7 @@ queue gone, makes another one and signals a gap, as when anyone deletes it.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 from botocore.exceptions import ClientError
@@ -50,6 +50,14 @@ def tags(topic: str, now: float, **more: str) -> dict[str, str]:
 async def renew(sqs: Any, queue_url: str, now: float) -> None:
     """Stamp a live subscriber's queue."""
     await sqs.tag_queue(QueueUrl=queue_url, Tags={SEEN_TAG: str(int(now))})
+
+
+class Sweep(Protocol):
+    """What removes the orphaned queues of a topic: ``sweep`` below, or a test's stand-in."""
+
+    async def __call__(
+        self, sqs: Any, sns: Any, *, topic: str, topic_arn: str, keep: str | None, now: float
+    ) -> int: ...
 
 
 async def sweep(sqs: Any, sns: Any, *, topic: str, topic_arn: str, keep: str | None, now: float) -> int:

@@ -93,7 +93,9 @@ def pool_sizes(url: AdapterURL) -> dict[str, int]:
     return pool
 
 
-def postgres_engine(driver_url: str, pool: dict[str, int], timeout: float) -> AsyncEngine:
+def postgres_engine(
+    driver_url: str, pool: dict[str, int], timeout: float, *, idle_ping_seconds: float = IDLE_PING_SECONDS
+) -> AsyncEngine:
     # Connections are opened lazily and then KEPT: SQLAlchemy closes an overflow connection as
     # soon as it is returned, so a load above pool_size would open (fork a PostgreSQL backend)
     # and close one per statement, which measured at half the throughput. Callers beyond the
@@ -104,7 +106,7 @@ def postgres_engine(driver_url: str, pool: dict[str, int], timeout: float) -> As
         connect_args={"connect_timeout": max(1, int(timeout))},
         **pool,
     )
-    _ping_when_idle(engine)
+    _ping_when_idle(engine, idle_ping_seconds)
     _cache_many_parameter_statements()
     return engine
 
@@ -123,8 +125,9 @@ def _cache_many_parameter_statements() -> None:
         _queries.MAX_CACHED_STATEMENT_PARAMS = _CACHED_STATEMENT_PARAMS
 
 
-def _ping_when_idle(engine: AsyncEngine) -> None:
-    """Check a pooled connection before use only when it has idled ``IDLE_PING_SECONDS``.
+def _ping_when_idle(engine: AsyncEngine, idle_ping_seconds: float) -> None:
+    """Check a pooled connection before use only when it has idled ``idle_ping_seconds``
+    (``IDLE_PING_SECONDS`` unless a test says otherwise).
 
     ``pool_pre_ping`` would add a round trip to every checkout (most of the job store's
     calls are one statement); a connection in steady use is known to be alive, and one
@@ -138,7 +141,7 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "checkout")
     def _checked_out(dbapi_connection: Any, record: Any, _: Any) -> None:
         idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        if idle_since is None or time.monotonic() - idle_since < idle_ping_seconds:
             return
         try:
             alive = engine.dialect.do_ping(dbapi_connection)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import psycopg
 import sqlalchemy as sa
@@ -50,11 +50,19 @@ class _Write:
         self.compiled, self.params, self.key, self.future = compiled, params, key, future
 
 
+class CommitTogether(Protocol):
+    """What sends a batch of two or more writes as one transaction and answers their rows in
+    order: ``commit_together`` below, or a test's stand-in that loses the database."""
+
+    async def __call__(self, runner: PgRunner, batch: list[_Write]) -> list[Row]: ...
+
+
 class GroupCommit:
     """Runs single-statement writes, committing those that arrive together in one transaction."""
 
-    def __init__(self, runner: PgRunner) -> None:
+    def __init__(self, runner: PgRunner, *, together: CommitTogether | None = None) -> None:
         self._runner = runner
+        self._together: CommitTogether = together or commit_together
         self._queued: list[_Write] = []
         self._flushers = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -94,7 +102,7 @@ class GroupCommit:
 
     async def _run(self, batch: list[_Write]) -> None:
         try:
-            rows = await (self._together(batch) if len(batch) > 1 else self._alone(batch[0]))
+            rows = await (self._together(self._runner, batch) if len(batch) > 1 else self._alone(batch[0]))
         except asyncio.CancelledError:
             _fail(batch, asyncio.CancelledError())
             raise
@@ -109,29 +117,31 @@ class GroupCommit:
             if not write.future.done():
                 write.future.set_result(row)
 
-    async def _together(self, batch: list[_Write]) -> list[Row]:
-        async with self._runner.connection() as conn:
-            try:
-                with unavailable():
-                    async with conn.pipeline() as pipeline:
-                        cursors = []
-                        for write in batch:
-                            cursor = conn.cursor()
-                            await cursor.execute(write.compiled.sql, write.params)
-                            cursors.append(cursor)
-                        await pipeline.sync()
-                        return [await cursor.fetchone() for cursor in cursors]
-            except psycopg.Error:
-                # psycopg counts as prepared the statements a failed pipeline never got to:
-                # a new connection rather than a stale statement cache.
-                await conn.close()
-                raise
-
     async def _alone(self, write: _Write) -> list[Row]:
         async with self._runner.connection() as conn:
             with unavailable():
                 cursor = await conn.execute(write.compiled.sql, write.params)
                 return [await cursor.fetchone()]
+
+
+async def commit_together(runner: PgRunner, batch: list[_Write]) -> list[Row]:
+    """Send ``batch`` as one pipeline: its statements are one transaction, committed at the Sync."""
+    async with runner.connection() as conn:
+        try:
+            with unavailable():
+                async with conn.pipeline() as pipeline:
+                    cursors = []
+                    for write in batch:
+                        cursor = conn.cursor()
+                        await cursor.execute(write.compiled.sql, write.params)
+                        cursors.append(cursor)
+                    await pipeline.sync()
+                    return [await cursor.fetchone() for cursor in cursors]
+        except psycopg.Error:
+            # psycopg counts as prepared the statements a failed pipeline never got to:
+            # a new connection rather than a stale statement cache.
+            await conn.close()
+            raise
 
 
 def _fail(batch: list[_Write], exc: BaseException) -> None:

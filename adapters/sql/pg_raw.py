@@ -9,7 +9,7 @@ documents as ``Jsonb``, aware datetimes as they are) and get plain tuples back.
 
 Connections come from a psycopg pool of the adapter's own, in autocommit (each statement is
 its own transaction), opened on first use. A connection that idled ``IDLE_PING_SECONDS`` is
-checked before use, as the SQLAlchemy pool's are (``database._ping_when_idle``).
+checked before use, as the SQLAlchemy pool's are (``engine._ping_when_idle``).
 """
 
 from __future__ import annotations
@@ -54,9 +54,13 @@ class Compiled:
 
 
 class PgRunner:
-    """Runs compiled statements on a psycopg pool of ``size`` connections."""
+    """Runs compiled statements on a psycopg pool of ``size`` connections; one that idled
+    ``idle_ping_seconds`` is checked before use."""
 
-    def __init__(self, conninfo: str, *, size: int, timeout: float) -> None:
+    def __init__(
+        self, conninfo: str, *, size: int, timeout: float, idle_ping_seconds: float = IDLE_PING_SECONDS
+    ) -> None:
+        self._idle_ping_seconds = idle_ping_seconds
         self._idle_since: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
             weakref.WeakKeyDictionary()
         )
@@ -123,7 +127,7 @@ class PgRunner:
 
     async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
         idle_since = self._idle_since.get(conn)
-        if idle_since is not None and time.monotonic() - idle_since >= IDLE_PING_SECONDS:
+        if idle_since is not None and time.monotonic() - idle_since >= self._idle_ping_seconds:
             await conn.execute("SELECT 1")  # raises on a dead connection: the pool drops it
 
 

@@ -47,6 +47,8 @@ class PredictionService:
     """The predictions context, over one sink."""
 
     sink: PredictionSink
+    #: Rows per query of an export (about what it holds in memory); tests make it small.
+    export_page: int = attrs.field(default=EXPORT_PAGE, kw_only=True)
 
     async def import_file(
         self,
@@ -100,7 +102,7 @@ class PredictionService:
     ) -> AsyncIterator[bytes]:
         """Every matching prediction as a CSV (with a header) or Parquet file, a page at a time.
 
-        Memory is about one page (``EXPORT_PAGE`` rows), whatever the total.
+        Memory is about one page (``export_page`` rows), whatever the total.
         """
         if file_format not in ("csv", "parquet"):
             raise InvalidInput(f"format must be 'csv' or 'parquet', not {file_format!r}", field="format")
@@ -119,7 +121,7 @@ class PredictionService:
         cursor: str | None = None
         try:
             while True:
-                page = await self.sink.query(filters, limit=EXPORT_PAGE, cursor=cursor)
+                page = await self.sink.query(filters, limit=self.export_page, cursor=cursor)
                 if page.items:
                     writer.write_table(_table(page.items))
                     yield spool.drain()

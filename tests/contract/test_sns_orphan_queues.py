@@ -6,6 +6,7 @@ moto's server (started by the ``moto_endpoint`` fixture) stands in for SNS and S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -18,6 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from adapters.event_publisher import sns_orphans
+from adapters.event_publisher.sns import SnsEventPublisher
 from studio9 import bootstrap
 from tests.contract.test_event_subscriptions import OPTIONS, SETTING, Recorder, event, eventually
 
@@ -47,6 +49,15 @@ def _subscribed_queue(endpoint: str, topic_arn: str, name: str, tags: dict[str, 
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
     return str(url)
+
+
+def _subscriber(name: str, endpoint: str, **seams: Any) -> contextlib.aclosing[SnsEventPublisher]:
+    """An SNS subscriber built directly, to pass the constructor's test seams (``seams``)."""
+    return contextlib.aclosing(
+        SnsEventPublisher(
+            name, region=REGION, endpoint_url=endpoint, create=False, timeout=OPTIONS.timeout, **seams
+        )
+    )
 
 
 def _endpoints(endpoint: str, topic_arn: str) -> set[str]:
@@ -83,14 +94,12 @@ async def test_a_subscriber_removes_queues_nobody_stamped_and_leaves_the_others(
 
 
 async def test_a_subscriber_stamps_its_queue_while_it_listens(
-    moto_endpoint: str, topic: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    moto_endpoint: str, topic: tuple[str, str]
 ) -> None:
     name, _ = topic
-    monkeypatch.setattr(sns_orphans, "RENEW_EVERY", 0.2)
-    monkeypatch.setattr("adapters.event_publisher.sns._WAIT", 1)  # receives come back often enough to stamp
     sqs = _client("sqs", moto_endpoint)
-    url = f"sns://{name}?region={REGION}&endpoint_url={moto_endpoint}"
-    async with bootstrap.open_adapter(bootstrap.EVENTS, url, setting=SETTING, options=OPTIONS) as subscriber:
+    # Stamp often, and let receives come back often enough for the stamps to happen
+    async with _subscriber(name, moto_endpoint, renew_every=0.2, receive_wait=1) as subscriber:
         subscriber.subscribe(Recorder().on_event, prefix="config.")
         async with subscriber.listening():
             [queue] = sqs.list_queues(QueueNamePrefix=sns_orphans.queue_prefix(name))["QueueUrls"]
@@ -103,16 +112,14 @@ async def test_a_subscriber_stamps_its_queue_while_it_listens(
 
 
 async def test_a_failed_sweep_neither_stops_the_events_nor_loses_any(
-    moto_endpoint: str, topic: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    moto_endpoint: str, topic: tuple[str, str]
 ) -> None:
     name, arn = topic
 
-    async def refused(*args: Any, **kwargs: Any) -> int:
+    async def refused(sqs: Any, sns: Any, *, topic: str, topic_arn: str, keep: str | None, now: float) -> int:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListQueues")
 
-    monkeypatch.setattr(sns_orphans, "sweep", refused)
-    url = f"sns://{name}?region={REGION}&endpoint_url={moto_endpoint}"
-    async with bootstrap.open_adapter(bootstrap.EVENTS, url, setting=SETTING, options=OPTIONS) as subscriber:
+    async with _subscriber(name, moto_endpoint, sweep=refused) as subscriber:
         recorder = Recorder()
         subscriber.subscribe(recorder.on_event, prefix="config.", on_gap=recorder.on_gap)
         async with subscriber.listening():

@@ -20,8 +20,7 @@ from studio9.backends import AdapterOptions
 from studio9.config.settings import Settings
 from studio9.errors import BackendUnavailable
 from studio9.ids import new_id
-from studio9.jobs.domain import Job, JobExists, JobNotFound, JobStatus
-from studio9.jobs.ports import Claim
+from studio9.jobs.domain import Claim, Job, JobExists, JobStatus
 
 pytestmark = pytest.mark.service("postgres")
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -52,10 +51,14 @@ def _claim() -> Claim:
     )
 
 
+def _libpq(postgres_url: str) -> str:
+    """The test database's URL as psycopg takes it (without SQLAlchemy's driver name)."""
+    return postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 def _transactions(postgres_url: str) -> int:
     """Transactions committed in the test's database so far."""
-    libpq = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(libpq, autocommit=True) as conn:
+    with psycopg.connect(_libpq(postgres_url), autocommit=True) as conn:
         conn.execute("SELECT pg_stat_force_next_flush()")
         row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
         return int(row.fetchone()[0])  # type: ignore[index]
@@ -129,33 +132,35 @@ async def test_two_changes_of_one_job_in_one_batch_apply_in_the_order_they_came(
     assert (stored.message, stored.version) == ("second", current.version + 2)
 
 
-async def test_a_lost_database_fails_every_waiting_change(
-    database: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = database.jobs
-    await store.add(_job(), [])
+async def test_a_lost_database_fails_every_waiting_change(postgres_url: str) -> None:
+    runner = pg_raw.PgRunner(_libpq(postgres_url), size=2, timeout=5.0)
 
-    async def unreachable(self: Any, batch: Any) -> Any:
+    async def unreachable(runner: pg_raw.PgRunner, batch: list[Any]) -> list[pg_batch.Row]:
         raise BackendUnavailable("job database unavailable: OperationalError")
 
-    monkeypatch.setattr(pg_batch.GroupCommit, "_together", unreachable)
-    # When the database is lost under a batch of new jobs
-    jobs = [_job() for _ in range(8)]
-    results = await asyncio.gather(*(store.add(job, []) for job in jobs), return_exceptions=True)
-    # Then every job of the batch fails with BackendUnavailable (none replayed, none stored)
-    assert all(isinstance(r, BackendUnavailable) for r in results)
-    monkeypatch.undo()
-    for job in jobs:
-        with pytest.raises(JobNotFound):
-            await store.get(job.id)
+    writes = pg_batch.GroupCommit(runner, together=unreachable)
+    insert = sa.text("INSERT INTO marks (id) VALUES (:id) RETURNING id")
+    try:
+        async with runner.connection() as conn:
+            await conn.execute("CREATE TABLE marks (id text PRIMARY KEY)")
+        # When the database is lost under a batch of writes
+        keys = [f"m{n}" for n in range(8)]
+        results = await asyncio.gather(
+            *(writes.write(insert, {"id": key}, key=key) for key in keys), return_exceptions=True
+        )
+        # Then every write of the batch fails with BackendUnavailable (none replayed, none stored)
+        assert all(isinstance(r, BackendUnavailable) for r in results)
+        async with runner.connection() as conn:
+            assert await (await conn.execute("SELECT count(*) FROM marks")).fetchone() == (0,)
+    finally:
+        await runner.aclose()
 
 
 async def test_a_failed_batch_leaves_no_stale_prepared_statement(postgres_url: str) -> None:
     # psycopg prepares a statement on its 5th run on a connection. When that run is in a
     # batch that fails before reaching it, the server never saw the PREPARE: the next run
     # must not rely on it (the batch's connection is replaced).
-    libpq = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    runner = pg_raw.PgRunner(libpq, size=1, timeout=5.0)
+    runner = pg_raw.PgRunner(_libpq(postgres_url), size=1, timeout=5.0)
     writes = pg_batch.GroupCommit(runner)
     insert = sa.text("INSERT INTO marks (id) VALUES (:id) RETURNING id")
     try:

@@ -13,13 +13,17 @@ from studio9.urls import AdapterURL
 
 
 class RecordingBackend:
+    """Records its opening and closing; the host ``down`` does not answer."""
+
     events: ClassVar[list[str]] = []
-    up: ClassVar[bool] = True
+
+    def __init__(self, *, up: bool) -> None:
+        self.up = up
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
         cls.events.append(f"open {url.host}")
-        return cls()
+        return cls(up=url.host != "down")
 
     async def ping(self) -> None:
         if not self.up:
@@ -52,11 +56,8 @@ async def test_open_adapter_checks_then_closes() -> None:
     assert RecordingBackend.events == ["open one", "close"]
 
 
-async def test_unreachable_backend_becomes_a_config_error_and_is_closed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_unreachable_backend_becomes_a_config_error_and_is_closed() -> None:
     RecordingBackend.events.clear()
-    monkeypatch.setattr(RecordingBackend, "up", False)
     with pytest.raises(ConfigError, match="S: cannot reach rec://u:\\*\\*\\*@down: connection refused"):
         async with bootstrap.open_adapter(TABLE, "rec://u:pw@down", setting="S", options=AdapterOptions()):
             pass

@@ -6,13 +6,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from adapters.config_store.memory import MemoryConfigStore
 from studio9.auth.domain import Principal, Role
 from studio9.config.domain import ConfigSetting
 from studio9.config.service import ConfigService
-from studio9.messaging.events import Event
+from studio9.messaging.domain import Event
 
 ADMIN = Principal(
     user_id="admin",
@@ -70,25 +68,32 @@ async def test_a_gap_or_an_unreadable_config_event_drops_everything() -> None:
     assert await service.cached("jobs", "x") == 3
 
 
-async def test_a_read_overtaken_by_an_invalidation_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = MemoryConfigStore()
-    service = ConfigService(store, cache_seconds=300)
-    await service.put(ADMIN, "jobs", "x", 1, [])
-    reading, release = asyncio.Event(), asyncio.Event()
-    real_get = store.get
+class HeldReads(MemoryConfigStore):
+    """A config store whose reads, while ``held``, wait for ``release`` after reading."""
 
-    async def slow_get(service_name: str, name: str) -> ConfigSetting:
-        answer = await real_get(service_name, name)  # the old value, read before the change…
-        reading.set()
-        await release.wait()
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = False
+        self.reading, self.release = asyncio.Event(), asyncio.Event()
+
+    async def get(self, service: str, name: str) -> ConfigSetting:
+        answer = await super().get(service, name)  # the old value, read before the change…
+        if self.held:
+            self.reading.set()
+            await self.release.wait()
         return answer
 
-    monkeypatch.setattr(store, "get", slow_get)
+
+async def test_a_read_overtaken_by_an_invalidation_is_not_cached() -> None:
+    store = HeldReads()
+    service = ConfigService(store, cache_seconds=300)
+    await service.put(ADMIN, "jobs", "x", 1, [])
+    store.held = True
     read = asyncio.create_task(service.cached("jobs", "x"))
-    await reading.wait()
+    await store.reading.wait()
     # …whose event arrives while the read is still on its way back
     service.on_event(change("config.updated", {"service": "jobs", "name": "x"}))
-    release.set()
+    store.release.set()
     assert await read == 1  # that caller gets what it read
-    monkeypatch.undo()
+    store.held = False
     assert await cached_after_hidden_write(service, 2) == 2  # but it was not kept

@@ -437,10 +437,9 @@ async def test_reimporting_a_file_for_a_source_job_keeps_one_copy(
 
 @pytest.mark.parametrize("file_format", ["csv", "parquet"])
 async def test_export_streams_every_matching_prediction(
-    sink: PredictionSink, tmp_path: Path, file_format: str, monkeypatch: pytest.MonkeyPatch
+    sink: PredictionSink, tmp_path: Path, file_format: str
 ) -> None:
-    service = PredictionService(sink)
-    monkeypatch.setattr("studio9.predictions.service.EXPORT_PAGE", 3)  # several pages
+    service = PredictionService(sink, export_page=3)  # several pages
     await service.import_file(
         write(tmp_path, HEADER + good_rows(7)), model_id="m1", owner_id="u1", source_job_id="j1"
     )
