@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from adapters.database.sql_schema import include_object, metadata
+from migrations.schema import include_object, metadata
 
 target_metadata = metadata
 

@@ -1,4 +1,8 @@
-"""Every table of the system of record, gathered on one MetaData for Alembic and the tests."""
+"""Every table of the system of record, gathered on one MetaData for Alembic (``env.py``) and the tests.
+
+Here, beside the migrations, rather than in an adapter package: it imports the rows of every port
+(``adapters/<port>/sql_models.py``), and an adapter package that did would import its siblings.
+"""
 
 from __future__ import annotations
 

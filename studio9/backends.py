@@ -7,7 +7,7 @@ is the common floor that ``/health``, start-up checks and shutdown rely on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import attrs
 
@@ -18,8 +18,9 @@ class AdapterOptions:
 
     timeout: float = 5.0
     data_dir: Path = Path("./studio9-data")
-    #: The system-of-record adapter, for adapters that live in the same database (``sql://``).
-    database: Any = None
+    #: The system-of-record adapter (``studio9.database.Database``), already open, for adapters that
+    #: live in the same database (``sql://`` checks that it is an SQL one).
+    database: Backend | None = None
 
 
 class Backend(Protocol):

@@ -1,7 +1,7 @@
 """The ORM base and column types every SQL adapter's rows use (``adapters/<port>/sql_models.py``).
 
 Domain objects never leave an adapter as rows; adapters map them. Alembic migrations in
-``migrations/`` create exactly the tables of ``adapters.database.sql_schema``; a test compares them.
+``migrations/`` create exactly the tables of ``migrations.schema``; a test compares them.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from adapters.database.sql_schema import include_object, metadata
 from adapters.sql.migrations import alembic_config, sync_url
+from migrations.schema import include_object, metadata
 from studio9 import bootstrap
 from studio9.config import Settings
 from studio9.errors import ConfigError
