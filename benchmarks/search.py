@@ -1,6 +1,6 @@
 """Search index: bulk indexing throughput and query latency of every SearchIndex adapter.
 
-One corpus of job documents (``studio9.jobs.search.job_document`` over synthetic jobs: ~10
+One corpus of job documents (``studio9.metadata.job_search.job_document`` over synthetic jobs: ~10
 types, weighted statuses, 50 owners, params and messages drawn from a Zipf-like vocabulary
 of 4,000 words, errors on failed jobs), built once from a fixed seed, is loaded into each
 adapter in turn, opened by URL as production opens it:
@@ -54,9 +54,9 @@ from studio9.backends import AdapterOptions
 from studio9.config import Settings
 from studio9.ids import new_id
 from studio9.jobs.domain import Heartbeat, Job, JobError, JobStatus
-from studio9.jobs.search import job_document
 from studio9.logs import configure_logging
 from studio9.metadata.domain import SearchDocument, SearchPage, SearchQuery, words
+from studio9.metadata.job_search import job_document
 from studio9.metadata.ports import SearchIndex
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/{}"  # trust auth, as on every dev and CI box

@@ -11,8 +11,7 @@ import msgspec
 
 from studio9.config import Settings
 from studio9.embedded import open_studio9
-from studio9.jobs.context import JobContext
-from studio9.jobs.registry import JobType
+from studio9.jobs.ports import JobContext, JobType
 
 
 class SquareParams(msgspec.Struct):

@@ -23,7 +23,7 @@ from studio9.auth.domain import Principal
 from studio9.bootstrap import Container, build, migrate
 from studio9.config.settings import Settings
 from studio9.jobs.domain import Job
-from studio9.jobs.registry import JobType
+from studio9.jobs.ports import JobType
 from studio9.logs import configure_logging
 from studio9.processes import running
 

@@ -1,4 +1,4 @@
-"""Where domain events go (``studio9.messaging.events.EventPublisher``, most also
+"""Where domain events go (``studio9.messaging.ports.EventPublisher``, most also
 ``EventSubscriber``): in-process subscribers, a RabbitMQ topic exchange, an SNS topic.
 ``STUDIO9_EVENTS_URL``.
 

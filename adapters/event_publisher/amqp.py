@@ -32,7 +32,8 @@ import structlog
 
 from studio9.backends import AdapterOptions
 from studio9.errors import BackendUnavailable
-from studio9.messaging.events import Event, EventHandler, GapHandler, Subscriptions
+from studio9.messaging.domain import Event, EventHandler, GapHandler
+from studio9.messaging.events import Subscriptions
 from studio9.urls import AdapterURL
 
 log = structlog.get_logger()

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Self
 
 from studio9.backends import AdapterOptions
-from studio9.messaging.events import Event, EventHandler, GapHandler, Subscriptions
+from studio9.messaging.domain import Event, EventHandler, GapHandler
+from studio9.messaging.events import Subscriptions
 from studio9.urls import AdapterURL
 
 

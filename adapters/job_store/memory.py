@@ -14,8 +14,18 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 import attrs
 
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobExists, JobNotFound, JobStatus
-from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery, outbox_topics
+from studio9.jobs.domain import (
+    Claim,
+    Heartbeat,
+    Job,
+    JobEvent,
+    JobExists,
+    JobNotFound,
+    JobStatus,
+    outbox_topics,
+)
+from studio9.jobs.ports import DueCriteria, JobQuery
+from studio9.metadata.ports import Change
 
 
 class MemoryJobStore:

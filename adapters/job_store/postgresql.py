@@ -52,8 +52,9 @@ from adapters.job_store.sql_rows import (
 )
 from adapters.sql.pg_batch import GroupCommit
 from adapters.sql.pg_raw import PgRunner, unavailable
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobExists, JobNotFound, JobStatus
-from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
+from studio9.jobs.domain import Claim, Heartbeat, Job, JobEvent, JobExists, JobNotFound, JobStatus
+from studio9.jobs.ports import DueCriteria, JobQuery
+from studio9.metadata.ports import Change
 
 
 def _time(value: datetime | None) -> datetime | None:

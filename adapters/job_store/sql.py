@@ -47,8 +47,9 @@ from adapters.job_store.sql_rows import (
     outbox_rows,
 )
 from studio9.errors import BackendUnavailable
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobExists, JobNotFound, JobStatus
-from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
+from studio9.jobs.domain import Claim, Heartbeat, Job, JobEvent, JobExists, JobNotFound, JobStatus
+from studio9.jobs.ports import DueCriteria, JobQuery
+from studio9.metadata.ports import Change
 
 _SELECT_JOBS = sa.select(*(JOBS.c[name] for name in JOB_COLUMNS))
 GET = _SELECT_JOBS.where(JOBS.c.id == sa.bindparam("b_id"))

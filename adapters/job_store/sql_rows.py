@@ -18,8 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.job_store.sql_models import JobEventRow, JobHeartbeatRow, JobRow, OutboxRow
-from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobStatus
-from studio9.jobs.ports import outbox_topics
+from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobStatus, outbox_topics
 
 JOBS: sa.Table = JobRow.__table__  # type: ignore[assignment]
 EVENTS: sa.Table = JobEventRow.__table__  # type: ignore[assignment]

@@ -21,8 +21,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from adapters.job_store import sqlite_units as units
 from adapters.sql.sqlite_thread import SqliteThread
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobNotFound, JobStatus
-from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
+from studio9.jobs.domain import Claim, Heartbeat, Job, JobEvent, JobNotFound, JobStatus
+from studio9.jobs.ports import DueCriteria, JobQuery
+from studio9.metadata.ports import Change
 
 
 class SqliteJobStore:

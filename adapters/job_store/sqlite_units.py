@@ -36,8 +36,9 @@ from adapters.job_store.sql_rows import (
     sqlite_read_time,
     sqlite_time,
 )
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobExists, JobStatus
-from studio9.jobs.ports import Change, Claim, DueCriteria, JobQuery
+from studio9.jobs.domain import Claim, Heartbeat, Job, JobEvent, JobExists, JobStatus
+from studio9.jobs.ports import DueCriteria, JobQuery
+from studio9.metadata.ports import Change
 
 
 def _insert(table: str, columns: Sequence[str]) -> str:

@@ -30,7 +30,7 @@ from studio9.config.api import ConfigSettingController
 from studio9.config.settings import Settings
 from studio9.files.api import FileController, provide_file_service
 from studio9.jobs.api import JobController, list_job_types
-from studio9.jobs.registry import JobType
+from studio9.jobs.ports import JobType
 from studio9.messaging.streams.api import StreamController
 from studio9.predictions.api import PredictionController, provide_prediction_service
 from studio9.processes import running

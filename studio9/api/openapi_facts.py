@@ -34,7 +34,7 @@ from studio9.web.paging import CURSOR_DESCRIPTION, ID_CURSOR, SEARCH_CURSOR
 if TYPE_CHECKING:
     from litestar.routes import BaseRoute
 
-    from studio9.jobs.registry import JobType
+    from studio9.jobs.ports import JobType
 
 REF = "#/components/schemas/{name}"
 _BINARY: Final = {"type": "string", "format": "binary"}

@@ -34,7 +34,8 @@ from studio9.config.domain import (
 )
 from studio9.config.ports import ConfigStore
 from studio9.errors import InvalidInput, PermissionDenied, PreconditionFailed
-from studio9.messaging.events import Event, EventPublisher
+from studio9.messaging.domain import Event
+from studio9.messaging.ports import EventPublisher
 
 log = structlog.get_logger()
 

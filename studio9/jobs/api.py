@@ -15,8 +15,7 @@ from studio9.errors import NotFound
 from studio9.files.ports import BlobStore, Presigner
 from studio9.jobs.context import output_key
 from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobStatus
-from studio9.jobs.ports import JobQuery
-from studio9.jobs.search import JobSearch
+from studio9.jobs.ports import JobQuery, JobSearch
 from studio9.jobs.service import JobService
 from studio9.urls import redact_values
 from studio9.web.paging import keyset_page
@@ -196,7 +195,7 @@ class JobController(Controller):
         self,
         principal: NamedDependency[Principal],
         job_service: NamedDependency[JobService],
-        job_search: NamedDependency[JobSearch],
+        job_search: NamedDependency[SkipValidation[JobSearch]],
         type: FromQuery[str | None] = None,
         status: FromQuery[JobStatus | None] = None,
         owner: FromQuery[str | None] = None,

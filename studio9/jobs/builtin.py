@@ -1,16 +1,16 @@
-"""The job types Studio9 ships: ``system.noop``, ``system.sleep`` and ``data.profile``."""
+"""The job core's own job types, ``system.noop`` and ``system.sleep`` (other contexts bring theirs:
+``data.profile`` in ``studio9.tables``, ``predictions.import`` in ``studio9.predictions``)."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
-from studio9.jobs.context import JobContext
-from studio9.jobs.registry import JobType, JobTypeRegistry
+from studio9.jobs.ports import JobContext, JobType
+from studio9.jobs.registry import JobTypeRegistry
 
 
 class NoopParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -24,13 +24,6 @@ class SleepParams(msgspec.Struct, forbid_unknown_fields=True):
 
     seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 1.0
     message: Annotated[str, msgspec.Meta(max_length=200)] = "sleeping"
-
-
-class ProfileParams(msgspec.Struct, forbid_unknown_fields=True):
-    """Profile an uploaded CSV or Parquet file (``POST /api/v1/files`` gives its id)."""
-
-    file: str
-    format: Literal["csv", "parquet"] | None = None
 
 
 async def noop(ctx: JobContext, params: NoopParams) -> dict[str, Any]:
@@ -48,25 +41,6 @@ async def sleep(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
         )
         await asyncio.sleep(min(0.1, params.seconds - elapsed))
     return {"slept": params.seconds}
-
-
-async def profile(ctx: JobContext, params: ProfileParams) -> dict[str, Any]:
-    # pyarrow and numpy load with the first profile, not with the server (docs/decisions.md).
-    from studio9.jobs.profiling import profile_file
-
-    # Under its uploaded name: Parquet is told by its magic bytes, a .parquet file without them
-    # is refused as such, anything else is read as CSV; errors name the file the user knows.
-    async with ctx.input_file(params.file) as path:
-        profiled = await ctx.in_thread(
-            functools.partial(profile_file, path, file_format=params.format, on_progress=ctx.report)
-        )
-    await ctx.put_output("profile.json", msgspec.json.encode(profiled))
-    return {
-        "format": profiled["format"],
-        "rows": profiled["rows"],
-        "columns": len(profiled["columns"]),
-        "output": "profile.json",
-    }
 
 
 def builtin_registry() -> JobTypeRegistry:
@@ -87,17 +61,6 @@ def builtin_registry() -> JobTypeRegistry:
             params=SleepParams,
             timeout=86_400 + 60,
             description="Waits the given seconds, reporting progress.",
-        )
-    )
-    registry.register(
-        JobType(
-            name="data.profile",
-            handler=profile,
-            params=ProfileParams,
-            timeout=6 * 3600,
-            max_attempts=2,
-            retry_on=(OSError,),
-            description="Per-column statistics of a CSV or Parquet file, streamed.",
         )
     )
     return registry

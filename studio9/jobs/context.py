@@ -1,8 +1,10 @@
-"""What a job handler sees: its params, progress reporting, cancellation, storage, a logger.
+"""The runtime's side of what a job handler sees (``studio9.jobs.ports.JobContext``): a run's context.
 
 Handlers may be plain functions (run in a worker thread) or coroutine functions. Every
 method here is safe to call from either; the ``*_sync`` ones are for plain functions.
 ``report`` is also where a cancelled or timed-out job stops: it raises JobInterrupted.
+Besides the handler's methods, a ``RunContext`` holds what the runtime reads back (the latest
+progress, the outputs written, whether temporary blobs were) and how it interrupts the handler.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ class Progress:
 
 
 @attrs.define(kw_only=True)
-class JobContext:
+class RunContext:
+    """One run's ``JobContext`` (a handler sees only that Protocol), and the runtime's handle on it."""
+
     job_id: str
     owner_id: str
     attempt: int

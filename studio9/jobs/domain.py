@@ -3,13 +3,14 @@
 A job moves ``submitted → queued → running → completed | failed | cancelled``; a running
 job whose attempt is lost or fails with a retryable error goes back to ``queued``.
 ``transition`` is the only way to change a job's status: it refuses every other move,
-stamps the times, and returns the event row that records the change.
+stamps the times, and returns the event row that records the change. ``Claim`` is the rule
+by which a worker takes a queued job, and ``outbox_topics`` the outbox entries a change writes.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -184,3 +185,62 @@ def transition(
     moved = attrs.evolve(job, status=to, **{**stamps, **changes})
     event = JobEvent(job_id=job.id, at=at, from_status=job.status, to_status=to, reason=reason, actor=actor)
     return moved, event
+
+
+class RetryableError(Exception):
+    """Raise from a handler for a failure worth another attempt (a flaky backend, say)."""
+
+
+@attrs.frozen(kw_only=True)
+class Claim:
+    """A worker taking a queued job: exactly what ``JobStore.claim`` writes (see ``apply``)."""
+
+    worker: str
+    at: datetime
+    lease_expires_at: datetime
+    #: The job types the worker can run, each with the ``deadline_at`` a job of that type gets.
+    deadlines: Mapping[str, datetime]
+
+    def event(self, job_id: str) -> JobEvent:
+        """The event a claim records (the one ``apply`` returns)."""
+        return JobEvent(
+            job_id=job_id,
+            at=self.at,
+            from_status=JobStatus.QUEUED,
+            to_status=JobStatus.RUNNING,
+            reason="claimed",
+            actor=self.worker,
+        )
+
+    def apply(self, job: Job) -> tuple[Job, JobEvent] | None:
+        """``job`` claimed, with its ``claimed`` event; None unless it is queued, due at ``at``
+        (``not_before``) and of a type in ``deadlines``."""
+        if (
+            job.status is not JobStatus.QUEUED
+            or (job.not_before is not None and job.not_before > self.at)
+            or job.type not in self.deadlines
+        ):
+            return None
+        return transition(
+            job,
+            JobStatus.RUNNING,
+            at=self.at,
+            reason="claimed",
+            actor=self.worker,
+            attempt=job.attempt + 1,
+            lease_owner=self.worker,
+            lease_expires_at=self.lease_expires_at,
+            deadline_at=self.deadlines[job.type],
+            last_heartbeat_at=self.at,
+            cancel_requested=False,
+            progress=0.0,
+            eta_seconds=None,
+            message=None,
+        )
+
+
+def outbox_topics(events: Sequence[JobEvent]) -> list[str]:
+    """The outbox entries a job change writes: one ``job.<status>`` per status change (re-index
+    the job and announce the status to outside listeners), or a single ``job`` when the status
+    did not change (re-index it only)."""
+    return [f"job.{e.to_status.value}" for e in events if e.from_status is not e.to_status] or ["job"]

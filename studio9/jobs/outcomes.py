@@ -1,4 +1,5 @@
-"""How a run ends, as its owner sees it: an outcome with an error code and a message.
+"""How a run ends, as its owner sees it: an outcome with an error code and a message; and the
+values the runtime decides about a delivery and an outcome (verdicts).
 
 A handler's exception becomes a ``JobError`` here. The job shows a stable code and a message
 (``invalid_input``: "row 12, column 'age': expected an integer"); the traceback, with the
@@ -10,8 +11,11 @@ shortened to their last part.
 
 from __future__ import annotations
 
+import enum
 import re
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -23,7 +27,8 @@ from studio9.errors import (
     PermissionDenied,
     Studio9Error,
 )
-from studio9.jobs.domain import JobError
+from studio9.jobs.domain import Job, JobError, JobEvent, JobStatus, transition
+from studio9.jobs.service import Decision, later, note
 from studio9.urls import redact
 
 _MESSAGE_LIMIT = 2000
@@ -42,11 +47,20 @@ _CODES: tuple[tuple[type[Studio9Error], str], ...] = (
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"<>|:]+/)+([^\s/'\"<>|:]*)")
 
 
+class OutcomeKind(enum.Enum):
+    """How a run ended; the value names it in logs and events (``late_completed_ignored``)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    #: Stopped by the runtime (a cancel, a lost lease, a release): decided when it is recorded.
+    INTERRUPTED = "interrupted"
+
+
 @attrs.frozen(kw_only=True)
 class Outcome:
     """How a run ended, before it is recorded."""
 
-    kind: str  # completed | failed | interrupted
+    kind: OutcomeKind
     result: dict[str, Any] | None = None
     error: JobError | None = None
     retryable: bool = False
@@ -54,7 +68,7 @@ class Outcome:
 
 def failure(exc: BaseException, *, retryable: bool) -> Outcome:
     """The outcome of a handler that raised ``exc``: a code and a message, never a traceback."""
-    return Outcome(kind="failed", retryable=retryable, error=error_of(exc))
+    return Outcome(kind=OutcomeKind.FAILED, retryable=retryable, error=error_of(exc))
 
 
 def error_of(exc: BaseException) -> JobError:
@@ -84,8 +98,140 @@ def interrupted(reason: str, timeout: float) -> Outcome:
     a lost lease, a release) is decided when it is recorded."""
     if reason == "timeout":
         return timed_out(timeout)
-    return Outcome(kind="interrupted", error=JobError(code=reason, message=f"interrupted: {reason}"))
+    return Outcome(
+        kind=OutcomeKind.INTERRUPTED, error=JobError(code=reason, message=f"interrupted: {reason}")
+    )
 
 
 def timed_out(timeout: float) -> Outcome:
-    return Outcome(kind="failed", error=JobError(code="timeout", message=f"ran over {timeout:g}s"))
+    return Outcome(kind=OutcomeKind.FAILED, error=JobError(code="timeout", message=f"ran over {timeout:g}s"))
+
+
+# -- verdicts: decisions about a job that say more than its change ----------------------------
+
+
+class Verdict(Protocol):
+    @property
+    def change(self) -> Decision:
+        """The changed job and its events, or None for "leave it"."""
+
+
+VerdictT = TypeVar("VerdictT", bound=Verdict)
+
+
+@attrs.frozen
+class ClaimVerdict:
+    """A delivery decided on the job as read: the change, and whether it claims the job (else a
+    duplicate, a cancelled job, a retry not due yet, or a job of an unknown type, failed)."""
+
+    change: Decision = None
+    claimed: bool = False
+
+
+@attrs.frozen
+class Settlement:
+    """An outcome decided on the held job: the change, and for a retry its delay in seconds."""
+
+    change: Decision
+    retry_delay: float | None = None
+
+
+@attrs.define
+class LastVerdict(Generic[VerdictT]):
+    """A decision that returns a verdict, as ``JobService.update`` takes it (the change only),
+    keeping the last verdict: after a lost race the job is decided again, and only the last
+    decision was stored."""
+
+    decide: Callable[[Job], VerdictT]
+    last: VerdictT | None = attrs.field(default=None, init=False)
+
+    def __call__(self, job: Job) -> Decision:
+        self.last = self.decide(job)
+        return self.last.change
+
+
+def holds(current: Job, worker: str, attempt: int) -> bool:
+    """Whether ``worker`` still holds attempt ``attempt`` of the job (as stored: ``current``)."""
+    return (
+        current.status is JobStatus.RUNNING and current.lease_owner == worker and current.attempt == attempt
+    )
+
+
+def settle(
+    current: Job,
+    outcome: Outcome,
+    *,
+    holder: str,
+    attempt: int,
+    now: datetime,
+    outputs: Sequence[str],
+    used_temp: bool,
+    backoff: Callable[[int], float],
+) -> Settlement:
+    """How ``outcome`` of attempt ``attempt``, run by worker ``holder``, is recorded on ``current``
+    (the job as stored), given the ``outputs`` the run wrote, whether it ``used_temp`` blobs, and
+    the retry ``backoff`` (seconds before the next attempt, by attempts so far)."""
+    if not holds(current, holder, attempt):
+        if current.is_terminal and current.attempt == attempt:
+            return Settlement((current, [note(current, f"late_{outcome.kind.value}_ignored", holder, now)]))
+        return Settlement(None)
+    events: list[JobEvent] = []
+    common: dict[str, Any] = {"outputs": tuple(outputs), "eta_seconds": None}
+    if not used_temp:  # nothing to clean: say so now and save the cleaner a write
+        common["cleaned_at"] = now
+    retry_delay = None
+    if current.cancel_requested:
+        # The cancel was accepted (202) before this outcome was stored: it wins. A result,
+        # an error or outputs of the run that was asked to stop are not the job's (the
+        # cleaner deletes the outputs' blobs).
+        if outputs:
+            common.pop("cleaned_at", None)
+        changed, event = transition(
+            current,
+            JobStatus.CANCELLED,
+            at=now,
+            reason="cancelled",
+            actor=holder,
+            **{**common, "outputs": ()},
+        )
+        if outcome.kind is not OutcomeKind.INTERRUPTED:
+            ignored = f"{outcome.kind.value}_after_cancel_ignored"
+            events.append(note(current, ignored, holder, now))
+    elif outcome.kind is OutcomeKind.COMPLETED:
+        changed, event = transition(
+            current,
+            JobStatus.COMPLETED,
+            at=now,
+            reason="completed",
+            actor=holder,
+            result=outcome.result,
+            **common,
+        )
+    elif outcome.retryable and current.handler_attempts < current.max_attempts:
+        retry_delay = backoff(current.handler_attempts)
+        common.pop("cleaned_at", None)
+        changed, event = transition(
+            current,
+            JobStatus.QUEUED,
+            at=now,
+            reason="retrying",
+            actor=holder,
+            error=outcome.error,
+            not_before=later(now, retry_delay),
+            dispatched_at=now,
+            **common,
+        )
+    else:
+        changed, event = transition(
+            current,
+            JobStatus.FAILED,
+            at=now,
+            reason=outcome.error.code if outcome.error else "failed",
+            actor=holder,
+            error=outcome.error,
+            **common,
+        )
+    # A job that made no temporary resources is marked clean (``cleaned_at``) without a
+    # ``resources_cleaned`` event: that event says the supervisor removed something.
+    events.append(event)
+    return Settlement((changed, events), retry_delay=retry_delay)

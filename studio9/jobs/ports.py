@@ -1,21 +1,36 @@
-"""What the job core needs from storage and from the broker.
+"""What the job core needs from storage, the broker and search, and what a job handler gets.
 
-Adapters: ``adapters/job_store/sql.py`` (SQLite, PostgreSQL), ``adapters/job_store/memory.py`` (memory://);
-the queue is ``studio9/messaging/dispatch.py`` over any Dramatiq broker.
-Contract: ``tests/contract/test_job_store.py``.
+Adapters: ``adapters/job_store/`` (``memory.py``, ``sqlite.py``, ``postgresql.py``, ``sql.py``),
+``adapters/worker_registry/``; the queue is the broker's (``adapters/job_broker/``);
+job search is the metadata context's (``studio9.metadata.job_search``).
+Contract: ``tests/contract/test_job_store.py``, ``tests/contract/test_worker_registry.py``.
+
+Job types are the other way round: a context hands the job core a ``JobType`` (a name, a
+handler, a params schema and the limits the runtime enforces), and the runtime gives the
+handler a ``JobContext`` (``studio9.jobs.context.RunContext``). A handler is a plain function
+(run in a worker thread) or a coroutine function (run on the event loop); it receives the
+context and its decoded params, and returns a JSON-able summary (or None). Params are validated
+against the type's msgspec schema at submit time, so a job never reaches a worker with params
+it cannot use.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Mapping, Sequence
+import re
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
+import msgspec
 
-from studio9.jobs.domain import Heartbeat, Job, JobEvent, JobStatus, transition
+from studio9.auth.domain import Principal
+from studio9.errors import InvalidInput
+from studio9.jobs.domain import Claim, Heartbeat, Job, JobEvent, JobStatus, RetryableError
+
+T = TypeVar("T")
 
 
 @attrs.frozen(kw_only=True)
@@ -41,54 +56,6 @@ class DueCriteria:
     #: Running jobs whose cancel was requested before this are cancelled regardless.
     cancel_before: datetime
     limit: int = 200
-
-
-@attrs.frozen(kw_only=True)
-class Claim:
-    """A worker taking a queued job: exactly what ``JobStore.claim`` writes (see ``apply``)."""
-
-    worker: str
-    at: datetime
-    lease_expires_at: datetime
-    #: The job types the worker can run, each with the ``deadline_at`` a job of that type gets.
-    deadlines: Mapping[str, datetime]
-
-    def event(self, job_id: str) -> JobEvent:
-        """The event a claim records (the one ``apply`` returns)."""
-        return JobEvent(
-            job_id=job_id,
-            at=self.at,
-            from_status=JobStatus.QUEUED,
-            to_status=JobStatus.RUNNING,
-            reason="claimed",
-            actor=self.worker,
-        )
-
-    def apply(self, job: Job) -> tuple[Job, JobEvent] | None:
-        """``job`` claimed, with its ``claimed`` event; None unless it is queued, due at ``at``
-        (``not_before``) and of a type in ``deadlines``."""
-        if (
-            job.status is not JobStatus.QUEUED
-            or (job.not_before is not None and job.not_before > self.at)
-            or job.type not in self.deadlines
-        ):
-            return None
-        return transition(
-            job,
-            JobStatus.RUNNING,
-            at=self.at,
-            reason="claimed",
-            actor=self.worker,
-            attempt=job.attempt + 1,
-            lease_owner=self.worker,
-            lease_expires_at=self.lease_expires_at,
-            deadline_at=self.deadlines[job.type],
-            last_heartbeat_at=self.at,
-            cancel_requested=False,
-            progress=0.0,
-            eta_seconds=None,
-            message=None,
-        )
 
 
 class JobStore(Protocol):
@@ -184,39 +151,6 @@ class WorkerRegistry(Protocol):
         """Remove the worker (graceful stop). Idempotent."""
 
 
-def outbox_topics(events: Sequence[JobEvent]) -> list[str]:
-    """The outbox entries a job change writes: one ``job.<status>`` per status change (re-index
-    the job and announce the status to outside listeners), or a single ``job`` when the status
-    did not change (re-index it only)."""
-    return [f"job.{e.to_status.value}" for e in events if e.from_status is not e.to_status] or ["job"]
-
-
-@attrs.frozen(kw_only=True)
-class Change:
-    """An outbox entry: ``topic`` (``job`` or ``job.<status>``) and the id of what changed.
-
-    Every entry means "re-index ``ref_id``"; a ``job.<status>`` one also means "announce it"."""
-
-    id: int
-    topic: str
-    ref_id: str
-
-
-class ChangeFeed(Protocol):
-    """The transactional outbox, read by the indexer."""
-
-    async def pending(self, *, limit: int) -> Sequence[Change]:
-        """The oldest entries not yet acknowledged."""
-
-    async def acknowledge(self, change_ids: Sequence[int]) -> None:
-        """Forget these entries. Idempotent."""
-
-    def draining(self) -> AbstractAsyncContextManager[bool]:
-        """Enter to drain: yields True when this caller may drain now, False while another
-        process drains the same feed (every indexer would otherwise read, index and announce
-        the same entries). Held for one drain; released on exit, or when its process dies."""
-
-
 class JobBlobs(Protocol):
     """The slice of the blob store the job runtime uses (satisfied by ``studio9.files.ports.BlobStore``)."""
 
@@ -235,3 +169,111 @@ class JobInputs(Protocol):
 
     async def file_name(self, owner_id: str | None, file_id: str) -> str:
         """The name the file was uploaded with (its extension tells its format). Raises NotFound."""
+
+
+class JobSearch(Protocol):
+    """Full-text search over jobs, scoped to what the caller may see (``GET /jobs?q=``)."""
+
+    async def search(
+        self, actor: Principal, text: str, query: JobQuery, *, cursor: str | None
+    ) -> tuple[list[Job], str | None]:
+        """One page of the jobs whose text matches, by relevance, and the next page's cursor.
+        Raises InvalidInput for a malformed cursor or query."""
+
+
+class JobContext(Protocol):
+    """What a job handler sees: its params, progress reporting, cancellation, storage, a logger.
+
+    Handlers may be plain functions (run in a worker thread) or coroutine functions. Every
+    method is safe to call from either; the ``*_sync`` ones are for plain functions.
+    ``report`` is also where a cancelled or timed-out job stops: it raises JobInterrupted.
+    """
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def owner_id(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def params(self) -> Any: ...
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound to the job's id, type and attempt."""
+
+    @property
+    def scratch(self) -> Path:
+        """A local directory of the run's own (not created; deleted when the run ends)."""
+
+    def report(self, progress: float, eta: float | None = None, message: str | None = None) -> None:
+        """Record progress (0..1), an ETA in seconds and a short message.
+        Raises JobInterrupted when the job was cancelled or ran out of time; let it propagate."""
+
+    def check_interrupted(self) -> None:
+        """Raise JobInterrupted when the job was cancelled or ran out of time."""
+
+    async def put_output(self, name: str, data: bytes | AsyncIterable[bytes]) -> int:
+        """Store a named output (kept after the job ends; downloadable); returns its size."""
+
+    def put_output_sync(self, name: str, data: bytes) -> int:
+        """``put_output`` for plain-function handlers (which run in a worker thread)."""
+
+    async def put_temp(self, name: str, data: bytes | AsyncIterable[bytes]) -> int:
+        """Store a temporary blob, deleted once the job is terminal; returns its size."""
+
+    def input_path(self, file_id: str) -> AbstractAsyncContextManager[Path]:
+        """A local path to read one of the owner's uploaded files."""
+
+    def input_file(self, file_id: str) -> AbstractAsyncContextManager[Path]:
+        """A local path to one of the owner's uploaded files, under the name it was uploaded with."""
+
+    async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        """Run blocking work (parsing, numerics) off the event loop; cancellation applies at ``report``."""
+
+
+Handler = Callable[[JobContext, Any], Any]
+
+
+@attrs.frozen(kw_only=True)
+class JobType:
+    """A kind of job, as a context registers it with the job core (``JobTypeRegistry.register``)."""
+
+    name: str
+    handler: Handler
+    params: type[msgspec.Struct]
+    description: str = ""
+    timeout: float = 3600.0
+    max_attempts: int = 1
+    #: Exceptions that make an attempt worth retrying (RetryableError always is).
+    retry_on: tuple[type[BaseException], ...] = ()
+    #: Whether an attempt whose worker died may simply run again. Set False for a handler with
+    #: effects outside Studio9 that a second run would repeat (a payment, an e-mail): such a job
+    #: fails ``lost`` instead, and someone decides.
+    safe_to_rerun: bool = True
+
+    def decode(self, params: Mapping[str, Any]) -> Any:
+        """``params`` as the type's struct. Raises InvalidInput naming the field."""
+        try:
+            return msgspec.convert(dict(params), type=self.params, strict=False)
+        except msgspec.ValidationError as exc:
+            raise InvalidInput(f"invalid params for {self.name}: {exc}", field=_field_of(exc)) from None
+
+    def is_retryable(self, error: BaseException) -> bool:
+        return isinstance(error, (RetryableError, *self.retry_on))
+
+    def schema(self) -> dict[str, Any]:
+        """The params JSON schema, with defaults, for ``GET /job-types``."""
+        schema: dict[str, Any] = msgspec.json.schema(self.params)
+        return schema
+
+
+_PATH = re.compile(r"at `\$\.?([^`]*)`")
+_NAMED = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
+
+
+def _field_of(exc: msgspec.ValidationError) -> str:
+    """``params.<path>`` of the offending field, from msgspec's message."""
+    text = str(exc)
+    path, named = _PATH.search(text), _NAMED.search(text)
+    parts = [p for p in (path.group(1) if path else "", named.group(1) if named else "") if p]
+    return ".".join(["params", *parts])

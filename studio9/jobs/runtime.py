@@ -2,9 +2,13 @@
 
 The runtime, not the handler, heartbeats: every ``heartbeat_interval`` it renews the lease,
 stores the latest progress, and looks for a cancel request or a lost lease, which it
-passes to the handler through ``JobContext.interrupt``. The outcome is written by
+passes to the handler through ``RunContext.interrupt``. The outcome is written by
 compare-and-set only while this worker still holds the running attempt, so a duplicate
 delivery, a late result after a cancel, or a result after the lease was lost is dropped.
+
+Every decision is a value: one that says more than the job's change (whether a delivery was
+claimed, how long before a retry) returns a verdict (``ClaimVerdict``, ``Settlement``), and
+``LastVerdict`` keeps the one ``JobService.update`` stored.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import inspect
 import shutil
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,12 +28,22 @@ import structlog
 
 from studio9.errors import Studio9Error
 from studio9.ids import new_id
-from studio9.jobs.context import JobContext, JobInterrupted, bound_logger, job_prefix
-from studio9.jobs.domain import Heartbeat, Job, JobError, JobEvent, JobNotFound, JobStatus, transition
-from studio9.jobs.outcomes import Outcome, failure, interrupted, timed_out
-from studio9.jobs.ports import Claim, JobBlobs, JobInputs
-from studio9.jobs.registry import JobType, JobTypeRegistry, UnknownJobType
-from studio9.jobs.service import Decision, JobService, later, note
+from studio9.jobs.context import JobInterrupted, RunContext, bound_logger, job_prefix
+from studio9.jobs.domain import Claim, Heartbeat, Job, JobError, JobNotFound, JobStatus, transition
+from studio9.jobs.outcomes import (
+    ClaimVerdict,
+    LastVerdict,
+    Outcome,
+    OutcomeKind,
+    failure,
+    holds,
+    interrupted,
+    settle,
+    timed_out,
+)
+from studio9.jobs.ports import JobBlobs, JobInputs, JobType
+from studio9.jobs.registry import JobTypeRegistry, UnknownJobType
+from studio9.jobs.service import Decision, JobService, later
 from studio9.jobs.watch import HeldJobWatch
 
 log = structlog.get_logger()
@@ -37,6 +51,30 @@ log = structlog.get_logger()
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{new_id()[-8:]}"
+
+
+@attrs.define
+class Heartbeats:
+    """A run's heartbeats: a timer until the first is due (most jobs end before it), then a task."""
+
+    _timer: asyncio.TimerHandle | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def after(cls, delay: float, beating: Callable[[], Coroutine[Any, Any, None]]) -> Heartbeats:
+        """Heartbeats that start, with ``beating()``, ``delay`` seconds from now."""
+        heartbeats = cls()
+        heartbeats._timer = asyncio.get_running_loop().call_later(delay, heartbeats._start, beating)
+        return heartbeats
+
+    def _start(self, beating: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._task = asyncio.create_task(beating())
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 @attrs.define
@@ -68,7 +106,7 @@ class JobRuntime:
             return
         job_type = self.registry.get(job.type)
         scratch = self.scratch_root / job.id
-        ctx = JobContext(
+        ctx = RunContext(
             job_id=job.id,
             owner_id=job.owner_id,
             attempt=job.attempt,
@@ -78,11 +116,8 @@ class JobRuntime:
             inputs=self.inputs,
             scratch=scratch,
         )
-        # Most jobs end before their first heartbeat is due: a timer, not a task, until then.
-        beating: list[asyncio.Task[None]] = []
-        first_beat = asyncio.get_running_loop().call_later(
-            self.service.policy.heartbeat_interval,
-            lambda: beating.append(asyncio.create_task(self._heartbeats(job, ctx))),
+        heartbeats = Heartbeats.after(
+            self.service.policy.heartbeat_interval, lambda: self._heartbeats(job, ctx)
         )
         self._held[job.id] = job
         self._watch.add(job, ctx)
@@ -90,9 +125,7 @@ class JobRuntime:
             outcome = await self._execute(job, job_type, ctx)
         finally:
             self._watch.discard(job.id)
-            first_beat.cancel()
-            for beats in beating:
-                beats.cancel()
+            heartbeats.stop()
             if scratch.exists():  # most handlers never make it: spare them a thread hop
                 await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
         try:
@@ -158,42 +191,38 @@ class JobRuntime:
         claimed = await self.service.store.claim(job_id, self._claim_at(self.service.clock()))
         if claimed is not None:
             return claimed
-        claimed_on_read = False
-
-        def decide(job: Job) -> Decision:
-            nonlocal claimed_on_read
-            claimed_on_read = False
-            now = self.service.clock()
-            if job.status is not JobStatus.QUEUED or (job.not_before is not None and job.not_before > now):
-                return None  # a duplicate, a cancelled job, or a retry that is not due yet
-            try:
-                self.registry.get(job.type)
-            except UnknownJobType:
-                failed, event = transition(
-                    job,
-                    JobStatus.FAILED,
-                    at=now,
-                    reason="unknown_type",
-                    actor=self.worker_id,
-                    error=JobError(code="unknown_type", message=f"no handler for {job.type}"),
-                )
-                return failed, [event]
-            decision = self._claim_at(now).apply(job)
-            if decision is None:
-                return None
-            claimed_on_read = True
-            return decision[0], [decision[1]]
-
+        delivery = LastVerdict(self._claim_on_read)
         try:
-            job = await self.service.update(job_id, decide)
+            job = await self.service.update(job_id, delivery)
         except JobNotFound:
             # A message from another deployment sharing the broker, or for a deleted job.
             log.warning("job_delivery_unknown", job_id=job_id)
             return None
-        if not claimed_on_read:
+        if delivery.last is None or not delivery.last.claimed:
             log.debug("job_delivery_dropped", job_id=job_id, status=job.status.value)
             return None
         return job
+
+    def _claim_on_read(self, job: Job) -> ClaimVerdict:
+        now = self.service.clock()
+        if job.status is not JobStatus.QUEUED or (job.not_before is not None and job.not_before > now):
+            return ClaimVerdict()  # a duplicate, a cancelled job, or a retry that is not due yet
+        try:
+            self.registry.get(job.type)
+        except UnknownJobType:
+            failed, event = transition(
+                job,
+                JobStatus.FAILED,
+                at=now,
+                reason="unknown_type",
+                actor=self.worker_id,
+                error=JobError(code="unknown_type", message=f"no handler for {job.type}"),
+            )
+            return ClaimVerdict((failed, [event]))
+        claim = self._claim_at(now).apply(job)
+        if claim is None:
+            return ClaimVerdict()
+        return ClaimVerdict((claim[0], [claim[1]]), claimed=True)
 
     def _claim_at(self, now: datetime) -> Claim:
         return Claim(
@@ -203,7 +232,7 @@ class JobRuntime:
             deadlines={t.name: later(now, t.timeout) for t in self.registry},
         )
 
-    async def _execute(self, job: Job, job_type: JobType, ctx: JobContext) -> Outcome:
+    async def _execute(self, job: Job, job_type: JobType, ctx: RunContext) -> Outcome:
         try:
             ctx.params = job_type.decode(job.params)
             remaining = (
@@ -238,12 +267,12 @@ class JobRuntime:
             return failure(exc, retryable=job_type.is_retryable(exc))
         if result is not None and not isinstance(result, dict):
             return Outcome(
-                kind="failed",
+                kind=OutcomeKind.FAILED,
                 error=JobError(code="bad_result", message="a handler must return a dict or None"),
             )
-        return Outcome(kind="completed", result=result)
+        return Outcome(kind=OutcomeKind.COMPLETED, result=result)
 
-    async def _heartbeats(self, job: Job, ctx: JobContext) -> None:
+    async def _heartbeats(self, job: Job, ctx: RunContext) -> None:
         """Beat now, then every ``heartbeat_interval`` (started when the first beat is due)."""
         interval = self.service.policy.heartbeat_interval
         while True:
@@ -259,9 +288,8 @@ class JobRuntime:
                     ctx.interrupt("cancelled")
             await asyncio.sleep(interval)
 
-    async def _beat(self, job: Job, ctx: JobContext) -> Job:
+    async def _beat(self, job: Job, ctx: RunContext) -> Job:
         progress = ctx.progress
-        now_holder: list[Heartbeat] = []
 
         def decide(current: Job) -> Decision:
             if not self._holds(current, job):
@@ -275,116 +303,56 @@ class JobRuntime:
                 eta_seconds=progress.eta_seconds,
                 message=progress.message,
             )
-            now_holder[:] = [
-                Heartbeat(
-                    job_id=job.id,
-                    at=now,
-                    attempt=job.attempt,
-                    progress=progress.fraction,
-                    eta_seconds=progress.eta_seconds,
-                    message=progress.message,
-                )
-            ]
             return renewed, []
 
         current = await self.service.update(
-            job.id,
-            decide,
-            heartbeat=lambda _: now_holder[0] if now_holder else None,
-            current=self._held.get(job.id),
+            job.id, decide, heartbeat=heartbeat_row, current=self._held.get(job.id)
         )
         if job.id in self._held:
             self._held[job.id] = current  # the next write starts from it, without a read
         return current
 
     def _holds(self, current: Job, job: Job) -> bool:
-        return (
-            current.status is JobStatus.RUNNING
-            and current.lease_owner == self.worker_id
-            and current.attempt == job.attempt
+        return holds(current, self.worker_id, job.attempt)
+
+    async def _record(self, job: Job, job_type: JobType, ctx: RunContext, outcome: Outcome) -> None:
+        recording = LastVerdict(
+            lambda current: settle(
+                current,
+                outcome,
+                holder=self.worker_id,
+                attempt=job.attempt,
+                now=self.service.clock(),
+                outputs=ctx.outputs,
+                used_temp=ctx.used_temp,
+                backoff=self.service.policy.backoff,
+            )
         )
-
-    async def _record(self, job: Job, job_type: JobType, ctx: JobContext, outcome: Outcome) -> None:
-        retry_delay: list[float] = []
-
-        def decide(current: Job) -> Decision:
-            retry_delay.clear()  # decided again after a lost race: only the last decision counts
-            now = self.service.clock()
-            if not self._holds(current, job):
-                if current.is_terminal and current.attempt == job.attempt:
-                    return current, [note(current, f"late_{outcome.kind}_ignored", self.worker_id, now)]
-                return None
-            events: list[JobEvent] = []
-            common: dict[str, Any] = {"outputs": tuple(ctx.outputs), "eta_seconds": None}
-            if not ctx.used_temp:  # nothing to clean: say so now and save the cleaner a write
-                common["cleaned_at"] = now
-            if current.cancel_requested:
-                # The cancel was accepted (202) before this outcome was stored: it wins. A result,
-                # an error or outputs of the run that was asked to stop are not the job's (the
-                # cleaner deletes the outputs' blobs).
-                if ctx.outputs:
-                    common.pop("cleaned_at", None)
-                changed, event = transition(
-                    current,
-                    JobStatus.CANCELLED,
-                    at=now,
-                    reason="cancelled",
-                    actor=self.worker_id,
-                    **{**common, "outputs": ()},
-                )
-                if outcome.kind != "interrupted":
-                    events.append(note(current, f"{outcome.kind}_after_cancel_ignored", self.worker_id, now))
-            elif outcome.kind == "completed":
-                changed, event = transition(
-                    current,
-                    JobStatus.COMPLETED,
-                    at=now,
-                    reason="completed",
-                    actor=self.worker_id,
-                    result=outcome.result,
-                    **common,
-                )
-            elif outcome.retryable and current.handler_attempts < current.max_attempts:
-                delay = self.service.policy.backoff(current.handler_attempts)
-                retry_delay[:] = [delay]
-                common.pop("cleaned_at", None)
-                changed, event = transition(
-                    current,
-                    JobStatus.QUEUED,
-                    at=now,
-                    reason="retrying",
-                    actor=self.worker_id,
-                    error=outcome.error,
-                    not_before=later(now, delay),
-                    dispatched_at=now,
-                    **common,
-                )
-            else:
-                changed, event = transition(
-                    current,
-                    JobStatus.FAILED,
-                    at=now,
-                    reason=outcome.error.code if outcome.error else "failed",
-                    actor=self.worker_id,
-                    error=outcome.error,
-                    **common,
-                )
-            # A job that made no temporary resources is marked clean (``cleaned_at``) without a
-            # ``resources_cleaned`` event: that event says the supervisor removed something.
-            events.append(event)
-            return changed, events
-
-        stored = await self.service.update(job.id, decide, current=self._held.get(job.id, job))
+        stored = await self.service.update(job.id, recording, current=self._held.get(job.id, job))
         log.info(
             "job_finished",
             job_id=job.id,
             type=job.type,
             attempt=job.attempt,
-            outcome=outcome.kind,
+            outcome=outcome.kind.value,
             status=stored.status.value,
         )
-        if retry_delay:
-            await self.service.dispatch(job.id, delay_seconds=retry_delay[0])
+        if recording.last is not None and recording.last.retry_delay is not None:
+            await self.service.dispatch(job.id, delay_seconds=recording.last.retry_delay)
+
+
+def heartbeat_row(renewed: Job) -> Heartbeat | None:
+    """The heartbeat row a lease renewal stores: the progress it wrote, at its beat time."""
+    if renewed.last_heartbeat_at is None:
+        return None
+    return Heartbeat(
+        job_id=renewed.id,
+        at=renewed.last_heartbeat_at,
+        attempt=renewed.attempt,
+        progress=renewed.progress,
+        eta_seconds=renewed.eta_seconds,
+        message=renewed.message,
+    )
 
 
 async def clean_resources(blobs: JobBlobs, jobs: Sequence[Job]) -> None:

@@ -17,7 +17,7 @@ import asyncio
 import attrs
 import structlog
 
-from studio9.jobs.context import JobContext
+from studio9.jobs.context import RunContext
 from studio9.jobs.domain import Job, JobStatus
 from studio9.jobs.ports import JobQuery, JobStore
 
@@ -33,10 +33,10 @@ class HeldJobWatch:
     worker_id: str
     interval: float = WATCH_INTERVAL
     #: Job id → the attempt held, and its handler's context.
-    _held: dict[str, tuple[int, JobContext]] = attrs.field(factory=dict, init=False)
+    _held: dict[str, tuple[int, RunContext]] = attrs.field(factory=dict, init=False)
     _task: asyncio.Task[None] | None = attrs.field(default=None, init=False)
 
-    def add(self, job: Job, ctx: JobContext) -> None:
+    def add(self, job: Job, ctx: RunContext) -> None:
         """Watch ``job`` (just claimed by this worker) until ``discard``."""
         self._held[job.id] = (job.attempt, ctx)
         if self._task is None or self._task.done():

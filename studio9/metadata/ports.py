@@ -1,14 +1,18 @@
-"""What the metadata context needs from a search index.
+"""What the metadata context needs: a search index, and the change feed its indexer drains.
 
 Adapters: ``adapters/search_index/memory.py`` (memory://) and ``adapters/search_index/sql.py`` (sql://:
-SQLite FTS5 or PostgreSQL full-text, in the system-of-record database).
-Contract: ``tests/contract/test_search_index.py``.
+SQLite FTS5 or PostgreSQL full-text, in the system-of-record database); the change feed is the
+job store's transactional outbox (``adapters/job_store/``).
+Contract: ``tests/contract/test_search_index.py``, ``tests/contract/test_change_feed.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
+
+import attrs
 
 from studio9.metadata.domain import SearchDocument, SearchPage, SearchQuery
 
@@ -47,3 +51,29 @@ class SearchIndex(Protocol):
 
     async def aclose(self) -> None:
         """Release what the adapter holds (not a shared database). Idempotent."""
+
+
+@attrs.frozen(kw_only=True)
+class Change:
+    """An outbox entry: ``topic`` (``job`` or ``job.<status>``) and the id of what changed.
+
+    Every entry means "re-index ``ref_id``"; a ``job.<status>`` one also means "announce it"."""
+
+    id: int
+    topic: str
+    ref_id: str
+
+
+class ChangeFeed(Protocol):
+    """The transactional outbox, read by the indexer."""
+
+    async def pending(self, *, limit: int) -> Sequence[Change]:
+        """The oldest entries not yet acknowledged."""
+
+    async def acknowledge(self, change_ids: Sequence[int]) -> None:
+        """Forget these entries. Idempotent."""
+
+    def draining(self) -> AbstractAsyncContextManager[bool]:
+        """Enter to drain: yields True when this caller may drain now, False while another
+        process drains the same feed (every indexer would otherwise read, index and announce
+        the same entries). Held for one drain; released on exit, or when its process dies."""

@@ -16,8 +16,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from studio9.errors import BackendUnavailable
-from studio9.jobs.context import JobContext
-from studio9.jobs.registry import JobType
+from studio9.jobs.ports import JobContext, JobType
 from studio9.predictions.domain import IDENTIFIER
 from studio9.predictions.service import PredictionService, rejected_csv
 

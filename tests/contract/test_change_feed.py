@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from studio9.jobs.ports import ChangeFeed
+from studio9.metadata.ports import ChangeFeed
 
 
 def _shared_between_processes(database: Any) -> bool:

@@ -16,7 +16,7 @@ import pytest
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
 from studio9.errors import ConfigError
-from studio9.messaging.events import Event
+from studio9.messaging.domain import Event
 from tests.services import RABBITMQ_URL, require
 
 EVENTS = [

@@ -21,7 +21,8 @@ import pytest
 
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
-from studio9.messaging.events import Event, EventSubscriber
+from studio9.messaging.domain import Event
+from studio9.messaging.ports import EventSubscriber
 from tests.contract.test_job_broker import _server_connections
 from tests.services import RABBITMQ_URL, require
 

@@ -16,6 +16,7 @@ from studio9.backends import AdapterOptions
 from studio9.config import Settings
 from studio9.ids import new_id
 from studio9.jobs.domain import (
+    Claim,
     Heartbeat,
     Job,
     JobError,
@@ -25,7 +26,7 @@ from studio9.jobs.domain import (
     JobStatus,
     transition,
 )
-from studio9.jobs.ports import Claim, DueCriteria, JobQuery
+from studio9.jobs.ports import DueCriteria, JobQuery
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -16,9 +16,9 @@ from adapters.blob_store.memory import MemoryBlobStore
 from adapters.job_store.memory import MemoryJobStore
 from studio9.auth.domain import Principal, Role
 from studio9.errors import InvalidInput, NotFound
-from studio9.jobs.context import JobContext
-from studio9.jobs.domain import Job, JobStatus
-from studio9.jobs.registry import JobType, JobTypeRegistry, RetryableError
+from studio9.jobs.domain import Job, JobStatus, RetryableError
+from studio9.jobs.ports import JobContext, JobType
+from studio9.jobs.registry import JobTypeRegistry
 from studio9.jobs.runtime import JobRuntime
 from studio9.jobs.service import JobPolicy, JobService
 from studio9.jobs.supervisor import Supervisor

@@ -1,12 +1,12 @@
-"""The searchable projection of a job (``studio9.jobs.search.job_document``)."""
+"""The searchable projection of a job (``studio9.metadata.job_search.job_document``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from studio9.jobs.domain import Job, JobStatus
-from studio9.jobs.search import job_document
 from studio9.metadata.domain import words
+from studio9.metadata.job_search import job_document
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

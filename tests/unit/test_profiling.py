@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from studio9.errors import InvalidInput
-from studio9.jobs.profiling import profile_file
-from studio9.jobs.profiling_sketches import DistinctSketch, HeavyHitters, QuantileSketch, mix64
-from studio9.jobs.profiling_stats import QUANTILES
+from studio9.tables.column_stats import QUANTILES
+from studio9.tables.profiling import profile_file
+from studio9.tables.sketches import DistinctSketch, HeavyHitters, QuantileSketch, mix64
 
 N_SMALL = 200  # q·n is a whole number for every profile quantile: nearest rank is unambiguous
 

@@ -5,7 +5,7 @@ value_counts) or numpy (sketches); Python only loops over a chunk's *distinct* v
 they are counted exactly, and over at most ``heavy_hitters`` of them after that. State per
 column is bounded by the limits, never by the number of rows.
 
-Conventions (documented in the profile's contract, see ``studio9.jobs.profiling``):
+Conventions (documented in the profile's contract, see ``studio9.tables.profiling``):
 
 * ``count`` is the number of non-null values; ``nulls`` the nulls. For float columns NaN and
   ±inf are counted in ``count`` and in ``non_finite``, and left out of every other statistic.
@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from studio9.jobs.profiling_sketches import (
+from studio9.tables.sketches import (
     DistinctSketch,
     HashArray,
     HeavyHitters,

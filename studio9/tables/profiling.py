@@ -22,7 +22,7 @@ The profile::
          "top_values": [{"value", "count"}], "top_values_approximate", "top_values_max_error",
          "histogram": {"edges", "counts"}}]}
 
-Accuracy (see ``profiling_sketches`` for the algorithms):
+Accuracy (see ``studio9.tables.sketches`` for the algorithms):
 
 * ``distinct`` is exact up to ``max_exact_distinct``; past it, a KMV sketch estimate
   (k = 4096, relative standard error ≈ 1.6 %) flagged ``distinct_approximate``.
@@ -60,7 +60,7 @@ import pyarrow.parquet as pq
 import structlog
 
 from studio9.errors import InvalidInput
-from studio9.jobs.profiling_stats import ColumnProfile, ProfileLimits
+from studio9.tables.column_stats import ColumnProfile, ProfileLimits
 
 __all__ = ["FileFormat", "profile_file"]
 
