@@ -50,7 +50,7 @@ from deadline import BenchTimeout, Deadline
 from dramatiq.brokers.stub import StubBroker
 
 ADMIN_TOKEN_FILE = "admin-token"  # studio9.bootstrap.ADMIN_TOKEN_FILE
-WORKER_TIMEOUT_MS = 100  # as studio9.messaging.worker.WorkerThreads
+WORKER_TIMEOUT_MS = 100  # as adapters.job_broker.dramatiq_jobs.WorkerThreads
 WARMUP_JOBS = 10
 BUSY_POLL_S = 0.02  # throughput: how often "is anything still queued or running?" is asked
 TERMINAL = frozenset({"completed", "failed", "cancelled"})

@@ -20,8 +20,8 @@ import structlog
 
 from studio9.bootstrap import Container
 from studio9.jobs.ports import WorkerInfo
-from studio9.messaging import WorkerThreads
-from studio9.messaging.events import EventSubscriber
+from studio9.messaging import JobConsumer
+from studio9.messaging.ports import EventSubscriber
 
 log = structlog.get_logger()
 
@@ -37,7 +37,7 @@ STAGING_SWEEP_EVERY = 3600.0
 async def running(container: Container, *, workers: bool, loops: bool) -> AsyncIterator[None]:
     """Start worker threads and/or background loops; stop them in reverse order on exit."""
     settings = container.settings
-    threads = WorkerThreads(container.broker.dramatiq_broker, settings.worker_threads)
+    consumer: JobConsumer | None = None
     tasks: list[asyncio.Task[None]] = []
     # Events from other processes (config changes: cache invalidation), for as long as this
     # process serves; one-shot CLI commands build a container without running it, and skip it.
@@ -48,7 +48,10 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
     if loops:
         tasks.append(asyncio.create_task(container.indexer.run_forever(), name="indexer"))
     if workers:
-        await anyio.to_thread.run_sync(threads.start)
+        consumer = container.broker.consume_jobs(
+            container.runtime.run, asyncio.get_running_loop(), threads=settings.worker_threads
+        )
+        await anyio.to_thread.run_sync(consumer.start)
         tasks.append(asyncio.create_task(_announce(container), name="worker-announcer"))
     if loops:
         tasks.append(
@@ -64,10 +67,10 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if workers:
+        if consumer is not None:
             # Stop taking jobs and let those in flight finish for up to shutdown_timeout; give
             # back the rest, so that another worker picks them up at once, not after a lease.
-            await anyio.to_thread.run_sync(threads.stop, settings.shutdown_timeout)
+            await anyio.to_thread.run_sync(consumer.stop, settings.shutdown_timeout)
             await container.runtime.release_held()
             # Released handlers stop at their next report; none may outlive the backends.
             await container.runtime.wait_stopped(RELEASED_STOP_WAIT)

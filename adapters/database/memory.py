@@ -7,7 +7,7 @@ Extra:    none
 
 from __future__ import annotations
 
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from adapters.config_store.memory import MemoryConfigStore
 from adapters.file_records.memory import MemoryFileRecords
@@ -16,6 +16,7 @@ from adapters.stream_store.memory import MemoryStreamBacklog, MemoryStreamStates
 from adapters.user_store.memory import MemoryTokenStore, MemoryUserStore, UserTables
 from adapters.worker_registry.memory import MemoryWorkerRegistry
 from studio9.backends import AdapterOptions
+from studio9.database import Database
 from studio9.urls import AdapterURL
 
 
@@ -45,3 +46,7 @@ class MemoryDatabase:
 
     async def aclose(self) -> None:
         return None
+
+
+if TYPE_CHECKING:  # mypy holds the adapter to its port
+    _PORT: type[Database] = MemoryDatabase

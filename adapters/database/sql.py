@@ -30,6 +30,7 @@ from adapters.stream_store.sql import SqlStreamBacklog, SqlStreamStates
 from adapters.user_store.sql import SqlTokenStore, SqlUserStore
 from adapters.worker_registry.sql import SqlWorkerRegistry
 from studio9.backends import AdapterOptions
+from studio9.database import Database
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.urls import AdapterURL, redact
 
@@ -134,3 +135,7 @@ def _sqlite_job_threads(engine: AsyncEngine, timeout: float) -> tuple[SqliteThre
         SqliteThread(database, timeout=timeout, name="studio9-jobs-writer"),
         SqliteThread(database, timeout=timeout, name="studio9-jobs-reader"),
     )
+
+
+if TYPE_CHECKING:  # mypy holds the adapter to its port
+    _PORT: type[Database] = SqlDatabase

@@ -7,10 +7,10 @@ This publisher writes from the event loop on one aiormq channel in confirm mode:
 enqueues are pipelined, each awaiting its own confirm.
 
 The consuming side stays Dramatiq's. The messages are the ones Dramatiq itself would send:
-its JSON encoding of ``actor.message_with_options``, persistent, ``mandatory``, to the
-same durable queues declared with the same arguments (``<queue>``, ``<queue>.DQ`` for
-delayed messages with an ``eta`` option, ``<queue>.XQ`` for dead letters), so a worker
-cannot tell them apart.
+its JSON encoding of the ``jobs.run`` message (``dramatiq_jobs.job_message``), persistent,
+``mandatory``, to the same durable queues declared with the same arguments (``<queue>``,
+``<queue>.DQ`` for delayed messages with an ``eta`` option, ``<queue>.XQ`` for dead
+letters), so a worker cannot tell them apart.
 
 Failures: a dropped connection or channel, a refused or unroutable publish, or no answer
 within the backend timeout, closes the connection; the publish is retried on a new one,
@@ -21,17 +21,17 @@ in SQL and the supervisor re-sends it).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from typing import Final
 
 import aiormq
 import aiormq.abc
-import dramatiq
 import structlog
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
 from dramatiq.common import current_millis, dq_name, xq_name
 from pamqp.commands import Basic
 from pamqp.common import FieldTable
 
+from adapters.job_broker.dramatiq_jobs import job_message
 from studio9.errors import BackendUnavailable
 
 log = structlog.get_logger()
@@ -48,24 +48,22 @@ _FAILURES: Final = (
 
 
 class AmqpJobQueue:
-    """``JobQueue`` for ``actor``'s queue, publishing through aiormq on the running event loop."""
+    """``JobQueue`` for ``queue_name``: ``jobs.run`` messages through aiormq on the running event loop."""
 
-    def __init__(
-        self, url: str, actor: dramatiq.Actor[Any, Any], *, timeout: float, connection_name: str
-    ) -> None:
+    def __init__(self, url: str, queue_name: str, *, timeout: float, connection_name: str) -> None:
         """``url``: ``amqp(s)://user:password@host:port/vhost`` with nothing else (aiormq's own
         query parameters aside); ``timeout``: seconds to connect, and to wait for a confirm;
         ``connection_name``: what the management UI shows for the connection."""
         self._url = url
         self._connection_name = connection_name
-        self._actor = actor
+        self._queue_name = queue_name
         self._timeout = timeout
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._opening = asyncio.Lock()
 
     async def enqueue(self, job_id: str, *, delay_seconds: float = 0.0) -> None:
-        message = self._actor.message_with_options(args=(job_id,))
+        message = job_message(self._queue_name, job_id)
         queue = message.queue_name
         routing_key = queue
         if delay := int(delay_seconds * 1000):

@@ -8,13 +8,15 @@ Extra:    none
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
 from typing import Any, Self
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
+from adapters.job_broker.dramatiq_jobs import DramatiqJobQueue, WorkerThreads, consume_jobs
 from studio9.backends import AdapterOptions
-from studio9.messaging.dispatch import DramatiqJobQueue
 from studio9.urls import AdapterURL
 
 
@@ -29,9 +31,18 @@ class MemoryJobBroker:
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:
         return cls(StubBroker())
 
-    def job_queue(self, actor: dramatiq.Actor[Any, Any]) -> DramatiqJobQueue:
+    def job_queue(self) -> DramatiqJobQueue:
         # The StubBroker's send is a put on an in-process queue: no thread needed.
-        return DramatiqJobQueue(actor, blocking=False)
+        return DramatiqJobQueue(self.dramatiq_broker, self.job_queue_name, blocking=False)
+
+    def consume_jobs(
+        self,
+        run: Callable[[str], Coroutine[Any, Any, None]],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        threads: int,
+    ) -> WorkerThreads:
+        return consume_jobs(self.dramatiq_broker, run, loop, queue_name=self.job_queue_name, threads=threads)
 
     async def ping(self) -> None:
         return None

@@ -44,9 +44,11 @@ the longest job to avoid the reconnect.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, Self
 from urllib.parse import parse_qsl, urlencode
 
@@ -58,6 +60,7 @@ import pika.exceptions
 from dramatiq.brokers.rabbitmq import RabbitmqBroker as DramatiqRabbitmqBroker
 
 from adapters.job_broker.amqp_publisher import AmqpJobQueue
+from adapters.job_broker.dramatiq_jobs import WorkerThreads, consume_jobs
 from studio9.backends import AdapterOptions
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.urls import AdapterURL, redact
@@ -134,12 +137,26 @@ class RabbitmqJobBroker:
             namespace=namespace,
         )
 
-    def job_queue(self, actor: dramatiq.Actor[Any, Any]) -> AmqpJobQueue:
+    def job_queue(self) -> AmqpJobQueue:
         """Publish from the event loop (``amqp_publisher``), not through Dramatiq's blocking send."""
+        # Declared on the Dramatiq broker too (no I/O): ``queue_depths`` reports the declared queues.
+        self.dramatiq_broker.declare_queue(self.job_queue_name)
         name = f"{self._connection['client_properties']['connection_name']} publisher"
-        publisher = AmqpJobQueue(self._publisher_url, actor, timeout=self._timeout, connection_name=name)
+        publisher = AmqpJobQueue(
+            self._publisher_url, self.job_queue_name, timeout=self._timeout, connection_name=name
+        )
         self._publishers.append(publisher)
         return publisher
+
+    def consume_jobs(
+        self,
+        run: Callable[[str], Coroutine[Any, Any, None]],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        threads: int,
+    ) -> WorkerThreads:
+        """Dramatiq's pika consumer, with ``PrefetchPerThread`` (see module doc)."""
+        return consume_jobs(self.dramatiq_broker, run, loop, queue_name=self.job_queue_name, threads=threads)
 
     async def ping(self) -> None:
         """Open and close one connection; raise BackendUnavailable when that fails."""

@@ -49,8 +49,10 @@ class or AWS error code only, never request details that could carry credentials
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, Self
 
 import anyio.to_thread
@@ -62,9 +64,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dramatiq.errors import ConnectionFailed
 from dramatiq_sqs import SQSBroker
 
+from adapters.job_broker.dramatiq_jobs import DramatiqJobQueue, WorkerThreads, consume_jobs
 from studio9.backends import AdapterOptions
 from studio9.errors import BackendUnavailable, ConfigError
-from studio9.messaging.dispatch import DramatiqJobQueue
 from studio9.urls import AdapterURL
 
 log = structlog.get_logger()
@@ -162,9 +164,18 @@ class SqsJobBroker:
         )
         return cls(broker, ping_client=ping_client, namespace=namespace)
 
-    def job_queue(self, actor: dramatiq.Actor[Any, Any]) -> DramatiqJobQueue:
+    def job_queue(self) -> DramatiqJobQueue:
         # boto3 blocks: each send runs on a thread, off the event loop.
-        return DramatiqJobQueue(actor, blocking=True)
+        return DramatiqJobQueue(self.dramatiq_broker, self.job_queue_name, blocking=True)
+
+    def consume_jobs(
+        self,
+        run: Callable[[str], Coroutine[Any, Any, None]],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        threads: int,
+    ) -> WorkerThreads:
+        return consume_jobs(self.dramatiq_broker, run, loop, queue_name=self.job_queue_name, threads=threads)
 
     async def ping(self) -> None:
         """List (at most one of) our queues; raise BackendUnavailable when SQS does not answer."""

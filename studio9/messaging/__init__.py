@@ -1,6 +1,5 @@
-"""Messaging: job delivery through Dramatiq brokers, events, and (later) external sources and streams."""
+"""Messaging: job delivery through brokers, events, and (later) external sources and streams."""
 
-from studio9.messaging.ports import JobBroker
-from studio9.messaging.worker import WorkerThreads
+from studio9.messaging.ports import JobBroker, JobConsumer
 
-__all__ = ["JobBroker", "WorkerThreads"]
+__all__ = ["JobBroker", "JobConsumer"]

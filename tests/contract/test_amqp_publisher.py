@@ -7,32 +7,38 @@ import asyncio
 import uuid
 from urllib.parse import quote
 
-import pika
 import pytest
 
 from studio9 import bootstrap
 from studio9.errors import ConfigError
-from studio9.messaging.worker import WorkerThreads
 from studio9.urls import AdapterURL
-from tests.contract.test_job_broker import BROKERS, OPTIONS, SETTING, _server_connections, declare_collector
+from tests.contract.test_job_broker import (
+    BROKERS,
+    OPTIONS,
+    SETTING,
+    Collector,
+    _server_connections,
+    consuming,
+    delete_queues,
+    own_job_queue,
+    with_query,
+)
 
 pytestmark = pytest.mark.service("rabbitmq")
 
 
-def _with(amqp_url: str, query: str) -> str:
-    return amqp_url + ("&" if "?" in amqp_url else "?") + query
-
-
 async def test_publisher_reconnects_after_its_connection_is_dropped(amqp_url: str, queue_name: str) -> None:
     name = f"studio9-test-{queue_name}"
-    url = _with(amqp_url, "client_properties=" + quote(repr({"connection_name": name})))
+    with own_job_queue(amqp_url) as job_url:
+        url = with_query(job_url, "client_properties=" + quote(repr({"connection_name": name})))
+        await _publish_across_a_dropped_connection(url, name)
+
+
+async def _publish_across_a_dropped_connection(url: str, name: str) -> None:
     async with bootstrap.open_adapter(BROKERS, url, setting=SETTING, options=OPTIONS) as broker:
-        collector = declare_collector(broker, queue_name)
-        assert collector.actor is not None
-        queue = broker.job_queue(collector.actor)
-        threads = WorkerThreads(broker.dramatiq_broker, threads=2)
-        threads.start()
-        try:
+        collector = Collector()
+        queue = broker.job_queue()
+        async with consuming(broker, collector, threads=2):
             # Given a job id published and received
             await queue.enqueue("before")
             assert await collector.wait_for(1) == ["before"]
@@ -50,40 +56,27 @@ async def test_publisher_reconnects_after_its_connection_is_dropped(amqp_url: st
             await queue.enqueue("after")
             assert await collector.wait_for(2) == ["before", "after"]
             assert await asyncio.to_thread(_server_connections, f"{name} publisher") not in ([], pids)
-        finally:
-            threads.stop(timeout=5)
 
 
 async def test_namespace_prefixes_the_job_queue(amqp_url: str) -> None:
     namespace = f"ns{uuid.uuid4().hex[:8]}"
-    url = _with(amqp_url, f"namespace={namespace}")
+    url = with_query(amqp_url, f"namespace={namespace}")
     async with bootstrap.open_adapter(BROKERS, url, setting=SETTING, options=OPTIONS) as broker:
         assert broker.job_queue_name == f"{namespace}.jobs"
-        collector = declare_collector(broker, broker.job_queue_name)
-        assert collector.actor is not None
-        threads = WorkerThreads(broker.dramatiq_broker, threads=1)
-        threads.start()
+        collector = Collector()
         try:
-            await broker.job_queue(collector.actor).enqueue("namespaced")
-            assert await collector.wait_for(1) == ["namespaced"]
+            async with consuming(broker, collector, threads=1):
+                await broker.job_queue().enqueue("namespaced")
+                assert await collector.wait_for(1) == ["namespaced"]
+            assert f"{namespace}.jobs" in await broker.queue_depths()
         finally:
-            threads.stop(timeout=5)
-            for suffix in ("", ".DQ", ".XQ"):
-                await asyncio.to_thread(_delete_queue, amqp_url, broker.job_queue_name + suffix)
+            await asyncio.to_thread(delete_queues, amqp_url, broker.job_queue_name)
 
 
 def test_a_bad_namespace_is_refused_naming_the_setting(amqp_url: str) -> None:
-    url = AdapterURL.parse(_with(amqp_url, "namespace=no/slashes"))
+    url = AdapterURL.parse(with_query(amqp_url, "namespace=no/slashes"))
     adapter = bootstrap.adapter_class(BROKERS, url, setting=SETTING)
     with pytest.raises(ConfigError) as caught:
         adapter.from_url(url, OPTIONS)
     assert caught.value.setting == SETTING
     assert "namespace" in str(caught.value)
-
-
-def _delete_queue(amqp_url: str, name: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        connection.channel().queue_delete(queue=name)
-    finally:
-        connection.close()

@@ -1,11 +1,13 @@
-"""JobBroker contract, run against every broker adapter: memory, RabbitMQ and SQS (moto).
+"""JobBroker contract, run against every broker adapter: memory, RabbitMQ and SQS (moto),
+through the port: ``job_queue()`` sends, ``consume_jobs(...)`` delivers.
 
-Each test gets its own queue (``jobs-<uuid>``; on SQS also its own namespace) and deletes
+Each test gets its own job queue (a namespace of its own on RabbitMQ and SQS) and deletes
 it afterwards, so nothing is left on the shared servers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -13,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -21,14 +24,16 @@ import anyio.to_thread
 import attrs
 import boto3
 import dramatiq
+import pika
 import pytest
+from dramatiq.common import dq_name, xq_name
 
+from adapters.job_broker.dramatiq_jobs import job_message
 from adapters.job_broker.sqs import clamp_delay
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
 from studio9.errors import ConfigError
-from studio9.messaging.ports import JobBroker
-from studio9.messaging.worker import WorkerThreads
+from studio9.messaging.ports import JobBroker, JobConsumer
 
 BROKERS = {**bootstrap.BROKERS, "sqs": "adapters.job_broker.sqs:SqsJobBroker"}
 SETTING = "STUDIO9_BROKER_URL"
@@ -37,13 +42,12 @@ OPTIONS = AdapterOptions(timeout=5)
 
 @attrs.define
 class Collector:
-    """A test actor's inbox: every id it received, in arrival order, with the arrival time."""
+    """The job runtime's stand-in: every id delivered to ``run``, in arrival order, with the arrival time."""
 
     arrivals: list[tuple[str, float]] = attrs.field(factory=list)
     _changed: threading.Condition = attrs.field(factory=threading.Condition)
-    actor: dramatiq.Actor[[str], None] | None = None
 
-    def record(self, job_id: str) -> None:
+    async def run(self, job_id: str) -> None:
         with self._changed:
             self.arrivals.append((job_id, time.monotonic()))
             self._changed.notify_all()
@@ -52,10 +56,6 @@ class Collector:
     def ids(self) -> list[str]:
         with self._changed:
             return [job_id for job_id, _ in self.arrivals]
-
-    def send(self, job_id: str, *, delay_ms: int | None = None) -> None:
-        assert self.actor is not None
-        self.actor.send_with_options(args=(job_id,), delay=delay_ms)
 
     async def wait_for(self, count: int, *, within: float = 20.0) -> list[str]:
         """The ids received once ``count`` have arrived, or when ``within`` seconds are up."""
@@ -68,16 +68,46 @@ class Collector:
         return self.ids
 
 
-def declare_collector(broker: JobBroker, queue_name: str) -> Collector:
-    collector = Collector()
-    declare = dramatiq.actor(
-        broker=broker.dramatiq_broker,
-        queue_name=queue_name,
-        actor_name=f"test.collect.{queue_name}",
-        max_retries=0,
-    )
-    collector.actor = declare(collector.record)
-    return collector
+@asynccontextmanager
+async def consuming(broker: JobBroker, collector: Collector, *, threads: int) -> AsyncIterator[JobConsumer]:
+    """``broker``'s deliveries to ``collector`` on this event loop, as ``processes.running`` starts them."""
+    consumer = broker.consume_jobs(collector.run, asyncio.get_running_loop(), threads=threads)
+    await anyio.to_thread.run_sync(consumer.start)
+    try:
+        yield consumer
+    finally:
+        await anyio.to_thread.run_sync(consumer.stop, 5)
+
+
+def with_query(url: str, query: str) -> str:
+    return url + ("&" if "?" in url else "?") + query
+
+
+def delete_queues(amqp_url: str, queue_name: str) -> None:
+    """Delete ``queue_name`` and the delay and dead-letter queues Dramatiq declares beside it."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        for name in (queue_name, dq_name(queue_name), xq_name(queue_name)):
+            channel.queue_delete(queue=name)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def own_job_queue(amqp_url: str) -> Iterator[str]:
+    """``amqp_url`` with a job queue of its own, ``<namespace>.jobs``, deleted on exit."""
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    try:
+        yield with_query(amqp_url, f"namespace={namespace}")
+    finally:
+        delete_queues(amqp_url, f"{namespace}.jobs")
+
+
+@pytest.fixture
+def amqp_job_url(amqp_url: str) -> Iterator[str]:
+    with own_job_queue(amqp_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -96,7 +126,7 @@ def sqs_url(moto_endpoint: str) -> Iterator[str]:
 
 
 @pytest.fixture(
-    params=["memory", pytest.param("amqp", marks=pytest.mark.service("rabbitmq")), "sqs"],
+    params=["memory", pytest.param("amqp_job", marks=pytest.mark.service("rabbitmq")), "sqs"],
 )
 def broker_url(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
@@ -112,16 +142,14 @@ async def broker(broker_url: str) -> AsyncIterator[JobBroker]:
 
 
 @pytest.fixture
-def collector(broker: JobBroker, queue_name: str) -> Collector:
-    return declare_collector(broker, queue_name)
+def collector() -> Collector:
+    return Collector()
 
 
 @pytest.fixture
-def worker(broker: JobBroker, collector: Collector) -> Iterator[WorkerThreads]:
-    threads = WorkerThreads(broker.dramatiq_broker, threads=4)
-    threads.start()
-    yield threads
-    threads.stop(timeout=5)
+async def consumer(broker: JobBroker, collector: Collector) -> AsyncIterator[JobConsumer]:
+    async with consuming(broker, collector, threads=4) as started:
+        yield started
 
 
 async def test_ping_answers(broker: JobBroker) -> None:
@@ -129,16 +157,13 @@ async def test_ping_answers(broker: JobBroker) -> None:
 
 
 async def test_every_sent_id_is_received_exactly_once(
-    broker: JobBroker, collector: Collector, worker: WorkerThreads
+    broker: JobBroker, collector: Collector, consumer: JobConsumer
 ) -> None:
-    # Given 50 ids sent to a running worker
+    # Given 50 ids sent to a running consumer
     sent = [f"job-{i:02d}" for i in range(50)]
-
-    def send_all() -> None:
-        for job_id in sent:
-            collector.send(job_id)
-
-    await anyio.to_thread.run_sync(send_all)
+    queue = broker.job_queue()
+    for job_id in sent:
+        await queue.enqueue(job_id)
     # When they have all arrived, and a little longer for any duplicate
     await collector.wait_for(len(sent), within=30)
     await anyio.sleep(0.5)
@@ -147,10 +172,11 @@ async def test_every_sent_id_is_received_exactly_once(
 
 
 async def test_delayed_message_arrives_after_its_delay_not_before(
-    broker: JobBroker, collector: Collector, worker: WorkerThreads
+    broker: JobBroker, collector: Collector, consumer: JobConsumer
 ) -> None:
+    queue = broker.job_queue()
     sent_at = time.monotonic()
-    await anyio.to_thread.run_sync(lambda: collector.send("late", delay_ms=1000))
+    await queue.enqueue("late", delay_seconds=1)
     await anyio.sleep(0.5)
     assert collector.ids == []
     assert await collector.wait_for(1, within=15) == ["late"]
@@ -158,37 +184,41 @@ async def test_delayed_message_arrives_after_its_delay_not_before(
     assert arrived_at - sent_at >= 0.99
 
 
-async def test_job_queue_enqueues_from_async_code(
-    broker: JobBroker, collector: Collector, worker: WorkerThreads
+async def test_job_queue_enqueues_now_and_later(
+    broker: JobBroker, collector: Collector, consumer: JobConsumer
 ) -> None:
-    assert collector.actor is not None
-    queue = broker.job_queue(collector.actor)
+    queue = broker.job_queue()
     await queue.enqueue("job-now")
     await queue.enqueue("job-soon", delay_seconds=0.2)
     assert sorted(await collector.wait_for(2)) == ["job-now", "job-soon"]
 
 
-async def test_delay_longer_than_any_broker_limit_is_accepted(
+async def test_ids_sent_before_consuming_starts_are_delivered(
     broker: JobBroker, collector: Collector
 ) -> None:
+    # A process that only submits (``studio9 api``) sends to a queue nobody in it consumes
+    await broker.job_queue().enqueue("early")
+    async with consuming(broker, collector, threads=1):
+        assert await collector.wait_for(1) == ["early"]
+
+
+async def test_delay_longer_than_any_broker_limit_is_accepted(broker: JobBroker) -> None:
     # SQS delays by 15 minutes at most: longer back-offs must still be enqueued (clamped)
-    assert collector.actor is not None
-    queue = broker.job_queue(collector.actor)
-    await queue.enqueue("job-later", delay_seconds=3600)
+    await broker.job_queue().enqueue("job-later", delay_seconds=3600)
 
 
-async def test_queue_depths_count_waiting_messages(
-    broker: JobBroker, collector: Collector, queue_name: str
-) -> None:
-    # Given three messages sent while no worker consumes
-    await anyio.to_thread.run_sync(lambda: [collector.send(f"waiting-{i}") for i in range(3)])
-    # Then the broker reports them waiting in the queue (SQS counts are approximate: poll briefly)
+async def test_queue_depths_count_waiting_messages(broker: JobBroker) -> None:
+    # Given three ids sent while nothing consumes
+    queue = broker.job_queue()
+    for i in range(3):
+        await queue.enqueue(f"waiting-{i}")
+    # Then the broker reports them waiting in the job queue (SQS counts are approximate: poll briefly)
     for _ in range(50):
         depths = await broker.queue_depths()
-        if depths.get(queue_name) == 3:
+        if depths.get(broker.job_queue_name) == 3:
             break
         await anyio.sleep(0.1)
-    assert depths.get(queue_name) == 3, depths
+    assert depths.get(broker.job_queue_name) == 3, depths
 
 
 async def test_aclose_is_idempotent(broker: JobBroker) -> None:
@@ -267,34 +297,26 @@ async def test_rabbitmq_worker_prefetches_one_message_per_thread(amqp_url: str) 
 
 
 @pytest.mark.service("rabbitmq")
-async def test_rabbitmq_enqueue_survives_a_dropped_connection(amqp_url: str, queue_name: str) -> None:
+async def test_rabbitmq_enqueue_survives_a_dropped_connection(amqp_job_url: str, queue_name: str) -> None:
+    # Dramatiq's own send (a worker re-enqueueing a delayed message) over this thread's connection.
     # A connection name of our own, so that only this test's connections are dropped.
     name = f"studio9-test-{queue_name}"
-    url = (
-        amqp_url
-        + ("&" if "?" in amqp_url else "?")
-        + "client_properties="
-        + quote(repr({"connection_name": name}))
-    )
+    url = with_query(amqp_job_url, "client_properties=" + quote(repr({"connection_name": name})))
     async with bootstrap.open_adapter(BROKERS, url, setting=SETTING, options=OPTIONS) as broker:
-        collector = declare_collector(broker, queue_name)
-        threads = WorkerThreads(broker.dramatiq_broker, threads=2)
-        threads.start()
-        try:
+        collector = Collector()
+        rabbit: Any = broker.dramatiq_broker
+        async with consuming(broker, collector, threads=2):
             # Given a message sent over this thread's connection, and received
-            collector.send("before")
+            rabbit.enqueue(job_message(broker.job_queue_name, "before"))
             assert await collector.wait_for(1) == ["before"]
-            rabbit: Any = broker.dramatiq_broker
             dropped = rabbit.connection
             # When every connection of the broker is dropped (the worker's included)
             _drop_connections(name, fallback=dropped)
-            collector.send("after")
+            rabbit.enqueue(job_message(broker.job_queue_name, "after"))
             # Then the enqueue reconnected, and the worker's consumer did too
             assert dropped.is_closed
             assert rabbit.connection is not dropped
             assert await collector.wait_for(2) == ["before", "after"]
-        finally:
-            threads.stop(timeout=5)
 
 
 def _drop_connections(connection_name: str, *, fallback: Any) -> None:

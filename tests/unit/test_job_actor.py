@@ -1,4 +1,5 @@
-"""The ``jobs.run`` actor hands each delivery to the event loop and returns when the run ends."""
+"""The ``jobs.run`` actor hands each delivery to the event loop and returns when the run ends;
+the job queue sends the very messages the actor's own ``send_with_options`` would."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 
+import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
 from structlog.testing import capture_logs
 
-from studio9.jobs.tasks import declare_job_actor
+from adapters.job_broker.dramatiq_jobs import DramatiqJobQueue, declare_job_actor
 
 
 @pytest.fixture
@@ -70,3 +73,29 @@ def test_deliveries_from_many_threads_each_wait_for_their_own_run(loop: asyncio.
     for thread in threads:
         thread.join(5)
     assert seen == {f"j{i}": True for i in range(8)}
+
+
+async def _never(job_id: str) -> None:
+    raise AssertionError("not delivered in this test")
+
+
+@pytest.mark.parametrize("delay_seconds", [0.0, 1.5])
+async def test_the_queue_sends_what_the_actor_would(
+    loop: asyncio.AbstractEventLoop, delay_seconds: float
+) -> None:
+    # Given the queue, and the actor declared on another broker
+    sent, expected = StubBroker(), StubBroker()
+    actor = declare_job_actor(expected, _never, loop, queue_name="jobs-test")
+    queue = DramatiqJobQueue(sent, "jobs-test", blocking=False)
+    # When both send the same job id with the same delay
+    await queue.enqueue("j1", delay_seconds=delay_seconds)
+    actor.send_with_options(args=("j1",), delay=int(delay_seconds * 1000) or None)
+    # Then the messages are alike but for their ids and times, on the same (delay) queue
+    name = dq_name("jobs-test") if delay_seconds else "jobs-test"
+    ours, theirs = (dramatiq.Message.decode(b.queues[name].get_nowait()) for b in (sent, expected))
+    mine, other = ours.asdict(), theirs.asdict()
+    for varying in ("message_id", "message_timestamp"):
+        mine.pop(varying), other.pop(varying)
+    eta_ours, eta_theirs = mine["options"].pop("eta", 0), other["options"].pop("eta", 0)
+    assert mine == other
+    assert abs(eta_ours - eta_theirs) < 1000

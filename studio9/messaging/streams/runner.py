@@ -57,8 +57,9 @@ class StreamRunner:
     owner: str = attrs.field(factory=_runner_id)
     #: Give the leases back when ``run_forever`` ends (False: leave them to expire, as a crash would).
     release_on_exit: bool = True
+    #: Set to look for streams now; the composition root hands its ``set`` to the service's ``on_change``.
+    wakeup: asyncio.Event = attrs.field(factory=asyncio.Event)
     _tasks: dict[str, asyncio.Task[None]] = attrs.field(factory=dict, init=False)
-    _wake: asyncio.Event | None = attrs.field(default=None, init=False)
 
     @property
     def serving(self) -> frozenset[str]:
@@ -67,12 +68,11 @@ class StreamRunner:
 
     def wake(self) -> None:
         """Look for streams now (one was created or changed in this process)."""
-        if self._wake is not None:
-            self._wake.set()
+        self.wakeup.set()
 
     async def run_forever(self) -> None:
         """Discover and serve streams until cancelled; then give their leases back."""
-        self._wake = asyncio.Event()
+        self.wakeup.clear()  # changes made before it ran are found by the first discovery
         try:
             while True:
                 try:
@@ -81,8 +81,8 @@ class StreamRunner:
                     log.exception("stream_discovery_failed")
                 jitter = random.uniform(0.8, 1.2)  # noqa: S311 - spreading replicas, not crypto
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.discover_every * jitter)
-                self._wake.clear()
+                    await asyncio.wait_for(self.wakeup.wait(), self.discover_every * jitter)
+                self.wakeup.clear()
         finally:
             await self.stop(release=self.release_on_exit)
 
