@@ -100,17 +100,24 @@ def declare_job_actor(
     return actor
 
 
-def consume_jobs(
-    broker: dramatiq.Broker,
-    run: Callable[[str], Coroutine[Any, Any, None]],
-    loop: asyncio.AbstractEventLoop,
-    *,
-    queue_name: str,
-    threads: int,
-) -> WorkerThreads:
-    """Declare ``jobs.run`` on ``queue_name`` (see ``declare_job_actor``); worker threads, not started yet."""
-    declare_job_actor(broker, run, loop, queue_name=queue_name)
-    return WorkerThreads(broker, threads)
+class ConsumesJobs:
+    """``JobBroker.consume_jobs`` for an adapter over a Dramatiq broker (each of ours is one):
+    its ``dramatiq_broker`` and ``job_queue_name`` say where."""
+
+    dramatiq_broker: dramatiq.Broker
+    job_queue_name: str
+
+    def consume_jobs(
+        self,
+        run: Callable[[str], Coroutine[Any, Any, None]],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        threads: int,
+    ) -> WorkerThreads:
+        """Declare ``jobs.run`` on the job queue (see ``declare_job_actor``); worker threads
+        consuming every declared queue, not started yet."""
+        declare_job_actor(self.dramatiq_broker, run, loop, queue_name=self.job_queue_name)
+        return WorkerThreads(self.dramatiq_broker, threads)
 
 
 @attrs.define

@@ -8,19 +8,17 @@ Extra:    none
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any, Self
+from typing import Self
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from adapters.job_broker.dramatiq_jobs import DramatiqJobQueue, WorkerThreads, consume_jobs
+from adapters.job_broker.dramatiq_jobs import ConsumesJobs, DramatiqJobQueue
 from studio9.backends import AdapterOptions
 from studio9.urls import AdapterURL
 
 
-class MemoryJobBroker:
+class MemoryJobBroker(ConsumesJobs):
     shared_between_processes = False
     job_queue_name = "jobs"
 
@@ -34,15 +32,6 @@ class MemoryJobBroker:
     def job_queue(self) -> DramatiqJobQueue:
         # The StubBroker's send is a put on an in-process queue: no thread needed.
         return DramatiqJobQueue(self.dramatiq_broker, self.job_queue_name, blocking=False)
-
-    def consume_jobs(
-        self,
-        run: Callable[[str], Coroutine[Any, Any, None]],
-        loop: asyncio.AbstractEventLoop,
-        *,
-        threads: int,
-    ) -> WorkerThreads:
-        return consume_jobs(self.dramatiq_broker, run, loop, queue_name=self.job_queue_name, threads=threads)
 
     async def ping(self) -> None:
         return None

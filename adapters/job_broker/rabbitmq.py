@@ -44,11 +44,9 @@ the longest job to avoid the reconnect.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import socket
-from collections.abc import Callable, Coroutine
 from typing import Any, Final, Self
 from urllib.parse import parse_qsl, urlencode
 
@@ -60,7 +58,7 @@ import pika.exceptions
 from dramatiq.brokers.rabbitmq import RabbitmqBroker as DramatiqRabbitmqBroker
 
 from adapters.job_broker.amqp_publisher import AmqpJobQueue
-from adapters.job_broker.dramatiq_jobs import WorkerThreads, consume_jobs
+from adapters.job_broker.dramatiq_jobs import ConsumesJobs
 from studio9.backends import AdapterOptions
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.urls import AdapterURL, redact
@@ -91,7 +89,7 @@ _PIKA_FIELDS: Final = (
 )
 
 
-class RabbitmqJobBroker:
+class RabbitmqJobBroker(ConsumesJobs):
     """A Dramatiq ``RabbitmqBroker`` with confirms on, plus a ping and a close."""
 
     shared_between_processes = True
@@ -147,16 +145,6 @@ class RabbitmqJobBroker:
         )
         self._publishers.append(publisher)
         return publisher
-
-    def consume_jobs(
-        self,
-        run: Callable[[str], Coroutine[Any, Any, None]],
-        loop: asyncio.AbstractEventLoop,
-        *,
-        threads: int,
-    ) -> WorkerThreads:
-        """Dramatiq's pika consumer, with ``PrefetchPerThread`` (see module doc)."""
-        return consume_jobs(self.dramatiq_broker, run, loop, queue_name=self.job_queue_name, threads=threads)
 
     async def ping(self) -> None:
         """Open and close one connection; raise BackendUnavailable when that fails."""

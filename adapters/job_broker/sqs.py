@@ -49,10 +49,8 @@ class or AWS error code only, never request details that could carry credentials
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
-from collections.abc import Callable, Coroutine
 from typing import Any, Final, Self
 
 import anyio.to_thread
@@ -64,7 +62,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dramatiq.errors import ConnectionFailed
 from dramatiq_sqs import SQSBroker
 
-from adapters.job_broker.dramatiq_jobs import DramatiqJobQueue, WorkerThreads, consume_jobs
+from adapters.job_broker.dramatiq_jobs import ConsumesJobs, DramatiqJobQueue
 from studio9.backends import AdapterOptions
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.urls import AdapterURL
@@ -111,11 +109,12 @@ class ClampingSQSBroker(SQSBroker):  # type: ignore[misc]  # dramatiq_sqs ships 
         return sent
 
 
-class SqsJobBroker:
+class SqsJobBroker(ConsumesJobs):
     """An SQS-backed Dramatiq broker, plus a ping and a close."""
 
     shared_between_processes = True
     job_queue_name = "jobs"  # the namespace prefixes it on SQS: ``studio9_jobs``
+    dramatiq_broker: ClampingSQSBroker
 
     def __init__(self, broker: ClampingSQSBroker, *, ping_client: Any, namespace: str) -> None:
         """Wrap ``broker``; ``ping_client`` is a boto3 SQS client with short timeouts."""
@@ -167,15 +166,6 @@ class SqsJobBroker:
     def job_queue(self) -> DramatiqJobQueue:
         # boto3 blocks: each send runs on a thread, off the event loop.
         return DramatiqJobQueue(self.dramatiq_broker, self.job_queue_name, blocking=True)
-
-    def consume_jobs(
-        self,
-        run: Callable[[str], Coroutine[Any, Any, None]],
-        loop: asyncio.AbstractEventLoop,
-        *,
-        threads: int,
-    ) -> WorkerThreads:
-        return consume_jobs(self.dramatiq_broker, run, loop, queue_name=self.job_queue_name, threads=threads)
 
     async def ping(self) -> None:
         """List (at most one of) our queues; raise BackendUnavailable when SQS does not answer."""

@@ -1,9 +1,16 @@
 """JobStore, JobHistory and ChangeFeed on SQLAlchemy Core (any SQL database), and the statements
 the PostgreSQL store (``postgresql``) runs on psycopg.
 
-URL:      sqlite+aiosqlite:///:memory: and URI-named SQLite (SQLite files get the faster
-          ``sqlite`` store; PostgreSQL gets ``postgresql``)
-Features: compare-and-set writes · claim in one ``UPDATE … RETURNING`` · one connection per call
+URL:      URI-named SQLite (``sqlite+aiosqlite:///file:…?uri=true``), and SQLite older than 3.35
+          (no RETURNING); SQLite files get the faster ``sqlite`` store, PostgreSQL ``postgresql``
+Features: compare-and-set writes · claim in one ``UPDATE … RETURNING`` (or UPDATE then SELECT)
+          · one connection per call
+
+Why it stays beside the two fast stores: it is the portable one, on any SQLAlchemy engine —
+the SQLite of an older system Python (Ubuntu 20.04's 3.31, RHEL 8's 3.26) has no RETURNING,
+which the ``sqlite`` store needs, and a URI-named database may not be one another connection
+can open (``mode=memory``). And it holds the statements: ``postgresql`` runs these very ones,
+compiled for psycopg, so there is one definition of every job-store query.
 
 Every change is a compare-and-set: ``UPDATE jobs … WHERE id = :id AND version = :expected``;
 the events, heartbeat and outbox rows of a change are written in the same transaction.
