@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.catalog_store import sql_models as catalog_rows
 from adapters.config_store import sql_models as config_rows
 from adapters.file_records import sql_models as file_rows
 from adapters.job_store import sql_models as job_rows
@@ -18,7 +19,16 @@ from adapters.user_store import sql_models as user_rows
 from adapters.worker_registry import sql_models as worker_rows
 
 # Imported for their side effect: registering their tables on Base.metadata.
-_TABLE_MODULES = (user_rows, job_rows, file_rows, worker_rows, search_rows, config_rows, stream_rows)
+_TABLE_MODULES = (
+    user_rows,
+    job_rows,
+    file_rows,
+    worker_rows,
+    search_rows,
+    config_rows,
+    stream_rows,
+    catalog_rows,
+)
 
 metadata = Base.metadata
 

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from studio9.auth.ports import TokenStore, UserStore
 from studio9.backends import Backend
+from studio9.catalog.ports import CatalogStore
 from studio9.config.ports import ConfigStore
 from studio9.files.ports import FileRecords
 from studio9.jobs.ports import JobHistory, JobStore, WorkerRegistry
@@ -54,3 +55,6 @@ class Database(Backend, Protocol):
 
     @property
     def stream_backlog(self) -> StreamBacklog: ...
+
+    @property
+    def catalog(self) -> CatalogStore: ...

@@ -26,7 +26,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "studio9"
-CONTEXTS = {"auth", "config", "files", "jobs", "messaging", "metadata", "predictions", "tables"}
+CONTEXTS = {"auth", "catalog", "config", "files", "jobs", "messaging", "metadata", "predictions", "tables"}
 #: What one context may import of another.
 PUBLIC_TO_CONTEXTS = {"domain", "ports"}
 VENDOR_SDKS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Self
 
+from adapters.catalog_store.memory import MemoryCatalogStore
 from adapters.config_store.memory import MemoryConfigStore
 from adapters.file_records.memory import MemoryFileRecords
 from adapters.job_store.memory import MemoryJobStore
@@ -36,6 +37,7 @@ class MemoryDatabase:
         streams = StreamTables()
         self.stream_states = MemoryStreamStates(streams)
         self.stream_backlog = MemoryStreamBacklog(streams)
+        self.catalog = MemoryCatalogStore()
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from adapters.catalog_store.sql import SqlCatalogStore
 from adapters.config_store.sql import SqlConfigStore
 from adapters.file_records.sql import SqlFileRecords
 from adapters.job_store.sql import SqlJobStore
@@ -74,6 +75,7 @@ class SqlDatabase:
         self.config_settings = SqlConfigStore(self.sessions)
         self.stream_states = SqlStreamStates(self.sessions)
         self.stream_backlog = SqlStreamBacklog(self.sessions)
+        self.catalog = SqlCatalogStore(self.sessions)
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -26,6 +26,7 @@ from studio9.api.security import bearer_auth, is_public, provide_auth_service, p
 from studio9.api.system import about, health, status
 from studio9.auth.api import AuthController, UserController
 from studio9.bootstrap import Container, build, write_admin_token
+from studio9.catalog.api import AssetController, provide_catalog_service
 from studio9.config.api import ConfigSettingController
 from studio9.config.settings import Settings
 from studio9.files.api import FileController, provide_file_service
@@ -76,6 +77,7 @@ def create_app(
             JobController,
             list_job_types,
             FileController,
+            AssetController,
             ConfigSettingController,
             StreamController,
             PredictionController,
@@ -89,6 +91,7 @@ def create_app(
             "principal": Provide(provide_principal, sync_to_thread=False),
             "auth_service": Provide(provide_auth_service, sync_to_thread=False),
             "file_service": Provide(provide_file_service, sync_to_thread=False),
+            "catalog_service": Provide(provide_catalog_service, sync_to_thread=False),
             "job_service": Provide(_jobs, sync_to_thread=False),
             "job_search": Provide(_job_search, sync_to_thread=False),
             "blob_store": Provide(_blobs, sync_to_thread=False),

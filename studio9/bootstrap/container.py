@@ -23,9 +23,12 @@ from studio9.auth.ports import UserStore
 from studio9.auth.service import AuthPolicy, AuthService
 from studio9.backends import AdapterOptions, Backend
 from studio9.bootstrap.opening import BACKENDS, open_adapter, open_stream_source, scheme_of
+from studio9.catalog.domain import AssetKind
+from studio9.catalog.service import CatalogService
 from studio9.config.service import ConfigService
 from studio9.config.settings import Settings
 from studio9.database import Database
+from studio9.file_assets import FileAssets
 from studio9.files.ports import BlobStore
 from studio9.files.service import FileService
 from studio9.jobs.builtin import builtin_registry
@@ -60,6 +63,7 @@ class Container:
     broker: JobBroker
     auth: AuthService
     files: FileService
+    catalog: CatalogService
     jobs: JobService
     runtime: JobRuntime
     supervisor: Supervisor
@@ -118,7 +122,14 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             # Config changes made by any process invalidate this one's cache: at once on the
             # in-process bus, once ``processes.running`` listens on amqp:// and sns://.
             events.subscribe(config.on_event, prefix="config.", on_gap=config.on_gap)
-        files = FileService(blobs, database.files, max_upload_bytes=settings.max_upload_bytes)
+        catalog = CatalogService(database.catalog)
+        # Every uploaded file is a ``file`` asset: the bridge hears of uploads and deletes, and
+        # deletes a file whose asset the catalog deleted.
+        file_assets = FileAssets(catalog, database.files, blobs)
+        catalog.register(AssetKind.FILE, file_assets)
+        files = FileService(
+            blobs, database.files, max_upload_bytes=settings.max_upload_bytes, listener=file_assets
+        )
         predictions = PredictionService(sink)
         jobs, runtime = _job_core(settings, database, broker, blobs, files, predictions, config)
         streams, stream_runner = _streams(settings, database, jobs)
@@ -130,9 +141,10 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
                 database.users,
                 database.tokens,
                 _auth_policy(settings),
-                owned=UserOffboarding(jobs, streams, database.files),
+                owned=UserOffboarding(jobs, streams, database.files, database.catalog),
             ),
             files=files,
+            catalog=catalog,
             jobs=jobs,
             runtime=runtime,
             supervisor=Supervisor(jobs, blobs),

@@ -32,7 +32,7 @@ from studio9.files.domain import StoredFile
 from studio9.files.ports import Presigner
 from studio9.files.service import FileService
 from studio9.web.paging import keyset_page
-from studio9.web.responses import REDIRECT, also
+from studio9.web.responses import REDIRECT, also, problems
 
 ONE_PART = "a multipart upload needs exactly one part, named 'file'"
 
@@ -154,14 +154,15 @@ class FileController(Controller):
             },
         )
 
-    @delete("/{file_id:str}", operation_id="DeleteFile", status_code=204)
+    @delete("/{file_id:str}", operation_id="DeleteFile", status_code=204, responses=problems(409))
     async def delete_file(
         self,
         file_id: FromPath[str],
         principal: NamedDependency[Principal],
         file_service: NamedDependency[FileService],
     ) -> None:
-        """Delete a file and its bytes."""
+        """Delete a file and its bytes (409 while assets derived from it exist: delete those first,
+        or the file's asset with `?force=true`)."""
         await file_service.delete(principal, file_id)
 
 

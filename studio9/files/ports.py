@@ -79,6 +79,18 @@ class Presigner(Protocol):
         """A URL that GETs the blob without credentials for a short while. Never log it."""
 
 
+class FileListener(Protocol):
+    """**Protocol:** told when a file is stored and before one is deleted (the catalog keeps an
+    asset per file: ``studio9.file_assets``; the composition root passes it in)."""
+
+    async def file_stored(self, file: StoredFile) -> None:
+        """The file's bytes and record are stored. Raising undoes the upload (record and bytes)."""
+
+    async def file_deleting(self, file: StoredFile) -> None:
+        """The file is about to be deleted; raising (a Conflict: others were derived from it)
+        refuses the delete, and nothing of the file is removed. Called again if a delete is retried."""
+
+
 class FileRecords(Protocol):
     """**Protocol:** the records of uploaded files, in the system of record."""
 

@@ -2,7 +2,8 @@
 
 Bytes go to the blob store under ``files/<id>``; the record is written only once the
 blob is complete, so a record always has its bytes. Files belong to their uploader:
-another user's file is answered as not found, admins see every file.
+another user's file is answered as not found, admins see every file. A ``FileListener`` (the
+catalog's, wired by the composition root) hears of each stored file and of each delete first.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from studio9.files.domain import (
     clean_name,
     file_blob_key,
 )
-from studio9.files.ports import BlobStore, FileRecords
+from studio9.files.ports import BlobStore, FileListener, FileRecords
 from studio9.ids import new_id
 
 log = structlog.get_logger()
@@ -46,6 +47,7 @@ class FileService:
     records: FileRecords
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     clock: Callable[[], datetime] = utcnow
+    listener: FileListener | None = None
 
     async def upload(
         self,
@@ -72,6 +74,7 @@ class FileService:
         file_id = new_id()
         key = file_blob_key(file_id)
         digest = hashlib.sha256()
+        recorded = False
         try:
             async with contextlib.aclosing(self._metered(chunks, digest.update)) as metered:
                 size = await self.blobs.put(key, metered)
@@ -86,10 +89,16 @@ class FileService:
                 created_at=self.clock(),
             )
             await self.records.add(stored)
+            recorded = True
+            if self.listener is not None:
+                await self.listener.file_stored(stored)
         except BaseException:
             # put() leaves nothing on failure; this also covers a record that could not be
-            # written after the blob was, and a cancellation between the two.
+            # written after the blob was, a listener that refused the file, and a cancellation
+            # in between.
             with anyio.CancelScope(shield=True):
+                if recorded:
+                    await self._forget(file_id)
                 await self._discard(key)
             raise
         log.info("file_uploaded", file_id=file_id, owner_id=actor.user_id, size=size)
@@ -118,6 +127,16 @@ class FileService:
             # rather than failing a request whose outcome is already decided.
             log.warning("file_blob_orphaned", blob_key=key)
 
+    async def _forget(self, file_id: str) -> None:
+        """Delete the record of an upload that failed after it was written."""
+        try:
+            await self.records.delete(file_id)
+        except FileNotFound:
+            pass
+        except BackendUnavailable:
+            # A record without a listener's consent: its bytes go below, so reads find none.
+            log.warning("file_record_orphaned", file_id=file_id)
+
     async def get(self, actor: Principal, file_id: str) -> StoredFile:
         """One file of the actor's (admins: anyone's). Raises FileNotFound."""
         return await self._visible(file_id, None if actor.is_admin else actor.user_id)
@@ -139,8 +158,11 @@ class FileService:
         return await self.records.list(None if actor.is_admin else actor.user_id, limit=limit, after=after)
 
     async def delete(self, actor: Principal, file_id: str) -> None:
-        """Delete the record, then the bytes. Raises FileNotFound."""
+        """Delete the record, then the bytes. Raises FileNotFound, or the listener's refusal
+        (a Conflict: assets were derived from the file)."""
         stored = await self.get(actor, file_id)
+        if self.listener is not None:
+            await self.listener.file_deleting(stored)
         await self.records.delete(stored.id)
         await self._discard(stored.blob_key)
         log.info("file_deleted", file_id=stored.id, by=actor.user_id)

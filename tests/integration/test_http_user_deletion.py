@@ -163,6 +163,8 @@ async def test_deleting_a_user_with_transfer_to_gives_everything_to_that_user(
     assert changes == [(admin_id, {"from_owner": ada["id"], "to_owner": bob_id})]
     file = await client.get(f"/api/v1/files/{ada['file']}", headers=bob)
     assert file.status_code == 200, file.text  # someone else's would be a 404
+    asset = await client.get(f"/api/v1/assets/{ada['file']}", headers=bob)  # the file's asset moved too
+    assert (asset.status_code, asset.json()["owner_id"]) == (200, bob_id), asset.text
 
     stream = await _stream(client, bob, ada["stream"])
     assert (stream["owner_id"], stream["paused"]) == (bob_id, False)

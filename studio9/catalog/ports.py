@@ -1,0 +1,118 @@
+"""What the catalog needs: a store of assets, versions and lineage, and each kind's own handling.
+
+Adapters: ``adapters/catalog_store/memory.py`` and ``adapters/catalog_store/sql.py`` (SQLite,
+PostgreSQL), stores of the system of record (``studio9.database.Database.catalog``).
+Contract: ``tests/contract/test_catalog_store.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from studio9.catalog.domain import (
+    Asset,
+    AssetChanges,
+    AssetKind,
+    AssetStatus,
+    AssetVersion,
+    Direction,
+    LineageEdge,
+)
+
+
+class CatalogStore(Protocol):
+    """**Protocol:** assets with their versions, and the lineage edges between versions.
+
+    Names are unique per owner and kind among library assets (``in_library``): the store
+    enforces it (a unique index), so of two concurrent writes only one can win.
+    """
+
+    async def add(self, asset: Asset, first: AssetVersion | None) -> None:
+        """Store a new asset with its first version (None: ``latest_version`` is 0, the first
+        version comes later through ``add_version``).
+
+        Raises:
+            AssetExists: the id is taken.
+            AssetNameTaken: a library asset of the owner and kind has the name.
+        """
+
+    async def get(self, asset_id: str) -> Asset:
+        """Raises AssetNotFound."""
+
+    async def find(self, asset_ids: Collection[str]) -> Sequence[Asset]:
+        """The assets of those ids that exist, in no particular order."""
+
+    async def get_version(self, asset_id: str, version: int | None = None) -> AssetVersion:
+        """One version (None: the latest). Raises AssetNotFound (for the asset or the version)."""
+
+    async def versions(
+        self, asset_id: str, *, limit: int, before: int | None = None
+    ) -> Sequence[AssetVersion]:
+        """The asset's versions, newest first, only those below ``before`` when given.
+
+        An unknown asset has none.
+        """
+
+    async def add_version(
+        self, version: AssetVersion, *, expected_latest: int, status: AssetStatus | None = None
+    ) -> Asset:
+        """Add ``version`` (numbered ``expected_latest + 1``) if the asset is still at
+        ``expected_latest``: a compare-and-set, so of two writers only one adds a version. Sets
+        ``updated_at`` to the version's ``created_at`` and, when given, the status (clearing the
+        error). Returns the asset as it now is.
+
+        Raises:
+            AssetNotFound: no such asset.
+            VersionConflict: the asset is at another version; nothing was written.
+            InvalidInput: ``version.version`` is not ``expected_latest + 1``.
+        """
+
+    async def update(self, asset_id: str, changes: AssetChanges, *, at: datetime) -> Asset:
+        """Change the mutable fields (``AssetChanges``); ``updated_at`` becomes ``at``.
+
+        Raises:
+            AssetNotFound: no such asset.
+            AssetNameTaken: the new name, or joining the library, collides with a library asset.
+        """
+
+    async def list(
+        self, owner_id: str, *, kind: AssetKind | None, limit: int, after: str | None = None
+    ) -> Sequence[Asset]:
+        """The owner's assets (of ``kind`` when given), newest first (id descending), only those
+        older than ``after`` when given."""
+
+    async def delete(self, asset_id: str) -> None:
+        """Remove the asset and its versions; its lineage edges stay. Raises AssetNotFound."""
+
+    async def transfer(self, owner_id: str, to: str, *, at: datetime) -> int:
+        """Give every asset of ``owner_id`` to ``to``, all or none; returns how many moved.
+        Raises AssetNameTaken when ``to`` already has a library asset of a moved one's kind and
+        name (the user deletion that asked for the transfer then fails, and can be retried once
+        one of the two is renamed)."""
+
+    async def add_edges(self, edges: Sequence[LineageEdge]) -> None:
+        """Record lineage edges; one already recorded (same input, output and job) is left as is."""
+
+    async def edges(
+        self, asset_ids: Collection[str], direction: Direction, *, limit: int
+    ) -> Sequence[LineageEdge]:
+        """Edges into (``up``: whose output is one of ``asset_ids``) or out of (``down``: whose
+        input is) those assets, or both, at most ``limit``, oldest first."""
+
+    async def dependents(self, asset_id: str, *, limit: int) -> Sequence[Asset]:
+        """Existing assets derived from any version of this one (itself left out), at most
+        ``limit``, oldest first."""
+
+
+class KindHandler(Protocol):
+    """**Protocol:** what the context owning a kind does when the catalog deletes an asset of it.
+
+    Registered with ``CatalogService`` by the composition root; the catalog never imports the
+    context. Called after the asset's record is gone, so it may not refuse; it must tolerate
+    content that is already gone (a retried delete).
+    """
+
+    async def deleted(self, asset: Asset) -> None:
+        """Remove what the asset's versions point to (blobs, records)."""
