@@ -1,9 +1,18 @@
-"""Tables: column statistics of tabular files (CSV, Parquet), streamed in bounded memory.
+"""Tables: imported tabular data as Parquet part files, their reads, and column statistics.
 
 Today the ``data.profile`` job type (``studio9.tables.jobs``, registered by the composition root)
-and its engine: the profiler (``profiling``), the per-column statistics (``column_stats``) and
-the sketches behind them (``sketches``). The engine loads pyarrow and numpy; importing this
-package, as every process does, does not (the job's handler imports the engine when it runs).
+and the engines, pure functions over local files:
+
+* the import (``importing``: CSV, JSON Lines, Parquet → typed zstd Parquet parts, streamed;
+  ``sources`` reads, ``conversion`` infers and casts types);
+* the reads (``reading``: pages of rows with ``paging``'s cursors and ``filters``' syntax over
+  ``parts``, distinct values, exports, statistics);
+* the profiler (``profiling``), the per-column statistics (``column_stats``) and the sketches
+  behind them (``sketches``).
+
+Their value objects (options, schemas, results, errors) are in ``values``, which loads nothing
+heavy. The engines load pyarrow and numpy; importing this package, as every process does, does
+not (a job's handler imports the engine when it runs).
 """
 
 from __future__ import annotations
