@@ -7,10 +7,11 @@ Contract: ``tests/contract/test_catalog_store.py``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from studio9.auth.domain import Principal
 from studio9.catalog.domain import (
     Asset,
     AssetChanges,
@@ -116,3 +117,66 @@ class KindHandler(Protocol):
 
     async def deleted(self, asset: Asset) -> None:
         """Remove what the asset's versions point to (blobs, records)."""
+
+
+class Assets(Protocol):
+    """**Protocol:** the catalog as the contexts that own a kind use it (tables, later models…);
+    ``studio9.catalog.service.CatalogService`` implements it and the composition root passes it in.
+
+    Reads take the caller and apply the one access rule (an asset the caller may not read is
+    ``AssetNotFound``); the writes are for the owning context's own use cases and jobs, which
+    have checked access already.
+    """
+
+    async def create(
+        self,
+        *,
+        owner_id: str,
+        kind: AssetKind,
+        name: str,
+        content: Mapping[str, Any] | None,
+        asset_id: str | None = None,
+        description: str = "",
+        tags: Sequence[str] = (),
+        in_library: bool = False,
+        status: AssetStatus | None = None,
+        job_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Asset:
+        """A new asset; ``content`` None: no version yet, status ``saving`` (see ``add_version``).
+        Raises InvalidInput, AssetNameTaken."""
+
+    async def add_version(
+        self,
+        asset_id: str,
+        content: Mapping[str, Any],
+        *,
+        expected_latest: int,
+        job_id: str | None = None,
+        status: AssetStatus | None = None,
+    ) -> tuple[Asset, AssetVersion]:
+        """The version after ``expected_latest``. Raises AssetNotFound, VersionConflict."""
+
+    async def set_status(self, asset_id: str, status: AssetStatus, error: str | None = None) -> Asset:
+        """Raises AssetNotFound."""
+
+    async def record_lineage(
+        self,
+        *,
+        job_id: str | None,
+        inputs: Sequence[tuple[str, int]],
+        outputs: Sequence[tuple[str, int]],
+    ) -> None:
+        """Every ``(asset id, version)`` of ``inputs`` went into every one of ``outputs``."""
+
+    async def get(self, actor: Principal, asset_id: str) -> Asset:
+        """Raises AssetNotFound (also for an asset ``actor`` may not read)."""
+
+    async def read(
+        self, actor: Principal, asset_id: str, version: int | None = None
+    ) -> tuple[Asset, AssetVersion | None]:
+        """The asset and one version (None: the latest; None while the first is being written)."""
+
+    async def named(self, actor: Principal, owner_id: str, kind: AssetKind, name: str) -> Asset:
+        """The library asset of that owner, kind and name. Raises AssetNotFound (also when
+        ``actor`` may not read it)."""
