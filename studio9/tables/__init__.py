@@ -1,6 +1,11 @@
 """Tables: imported tabular data as Parquet part files, their reads, and column statistics.
 
-Today the ``data.profile`` job type (``studio9.tables.jobs``, registered by the composition root)
+Tables are catalog assets (kind ``table``): ``service.TableService`` (import, reads, PATCH,
+copy), the ``tables.import`` job type (``import_job``), the routes (``api``: ``/api/v1/tables``),
+the layout of a table's blobs and its ``KindHandler`` (``content``) and what the context needs
+of the catalog and the job core (``ports``); derived tables are ``derive`` (``tables.sql``).
+
+Also the ``data.profile`` job type (``studio9.tables.jobs``, registered by the composition root)
 and the engines, pure functions over local files:
 
 * the import (``importing``: CSV, JSON Lines, Parquet → typed zstd Parquet parts, streamed;

@@ -1,0 +1,271 @@
+"""The ``tables.import`` job type: an uploaded file becomes a version of a table asset.
+
+Built by ``table_import_job_type(assets, blobs)`` and registered by the composition root;
+``TableService.import_file`` creates the table (``saving``, no version) and submits the job
+with ``{table, file, options, expected_latest}``. The run, acting as the job's owner:
+
+1. reads the table (another owner's, or not a table: the job fails ``not_found``/``invalid_input``);
+   when it is past ``expected_latest`` because an earlier attempt of this same job added the
+   version (a worker killed after the compare-and-set), the import is not redone: only lineage
+   and statistics are completed. So a retried job ends with exactly one version;
+2. imports the file into the run's scratch directory (``importing.import_table``, in a thread,
+   progress 0-80 %, a cancel stops it at the next block), uploads the parts to
+   ``tables/<table>/<job id>/`` and, in skip mode, ``rejected.csv`` as the job's output;
+3. adds the version with a compare-and-set on ``expected_latest`` (status ``active``) and records
+   the lineage edge (file asset, 1) → (table, version);
+4. computes the column statistics into ``stats.json`` beside the parts (a failure there writes
+   ``stats-error.json``; the table stays readable, its stats are ``error``).
+
+A failure before step 3 removes what the run uploaded and, unless another attempt will follow
+(a read error, ``OSError``, with attempts left), marks the table ``error`` with the message
+(``row 3, column 'age': …``): nothing of a failed import is readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import anyio
+import msgspec
+
+from studio9.auth.domain import Principal, Role
+from studio9.catalog.domain import AssetKind, AssetStatus, AssetVersion, VersionConflict
+from studio9.catalog.ports import Assets
+from studio9.errors import Conflict, InvalidInput, Studio9Error
+from studio9.files.ports import BlobStore
+from studio9.jobs.domain import RetryableError
+from studio9.jobs.ports import JobContext, JobType
+from studio9.tables.content import (
+    STATS_FILE,
+    TableContent,
+    file_chunks,
+    local_parts,
+    one_chunk,
+    run_prefix,
+    stats_error_key,
+    stats_status,
+)
+from studio9.tables.values import DEFAULT_NULLS, ImportOptions, ImportResult
+
+__all__ = [
+    "IMPORT_JOB",
+    "REJECTED_OUTPUT",
+    "ImportOptionsParams",
+    "TableImportParams",
+    "table_import_job_type",
+]
+
+IMPORT_JOB: Final = "tables.import"
+REJECTED_OUTPUT: Final = "rejected.csv"
+MAX_ATTEMPTS: Final = 2
+#: Share of the progress bar the import takes; the statistics take the rest.
+IMPORT_SHARE: Final = 0.8
+
+
+class ColumnParam(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A declared column: its type and/or variable type override inference."""
+
+    name: str
+    type: Literal["string", "integer", "float", "boolean", "date", "timestamp"] | None = None
+    variable_type: Literal["continuous", "categorical"] | None = None
+
+
+class ImportOptionsParams(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """How to read the source (``studio9.tables.values.ImportOptions``)."""
+
+    format: Literal["csv", "parquet", "jsonl"] | None = None
+    delimiter: str = ","
+    null_values: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_NULLS))
+    encoding: str = "utf-8"
+    header: bool = True
+    columns: list[ColumnParam] = msgspec.field(default_factory=list)
+    on_error: Literal["fail", "skip"] = "fail"
+
+    def to_options(self) -> ImportOptions:
+        """The engine's options. Raises InvalidInput naming the bad option."""
+        return ImportOptions(
+            format=self.format,
+            delimiter=self.delimiter,
+            null_values=tuple(self.null_values),
+            encoding=self.encoding,
+            header=self.header,
+            columns=[msgspec.structs.asdict(c) for c in self.columns],
+            on_error=self.on_error,
+        )
+
+
+class TableImportParams(msgspec.Struct, forbid_unknown_fields=True):
+    """Import the uploaded ``file`` as the next version of the table ``table`` (made by
+    ``POST /api/v1/tables``), which must still be at version ``expected_latest``."""
+
+    table: str
+    file: str
+    options: ImportOptionsParams = msgspec.field(default_factory=ImportOptionsParams)
+    expected_latest: int = 0
+
+
+def owner_of(ctx: JobContext) -> Principal:
+    """The principal a job acts as: its owner (the one access rule applies to what it reads)."""
+    return Principal(
+        user_id=ctx.owner_id,
+        username=ctx.owner_id,
+        role=Role.USER,
+        token_id=f"job:{ctx.job_id}",
+        token_expires_at=datetime.max.replace(tzinfo=UTC),
+    )
+
+
+def table_import_job_type(assets: Assets, blobs: BlobStore) -> JobType:
+    """The ``tables.import`` job type, writing through ``assets`` and ``blobs``."""
+
+    async def handler(ctx: JobContext, params: TableImportParams) -> dict[str, Any]:
+        return await _Import(assets, blobs, ctx, params).run()
+
+    return JobType(
+        name=IMPORT_JOB,
+        handler=handler,
+        params=TableImportParams,
+        timeout=6 * 3600,
+        max_attempts=MAX_ATTEMPTS,
+        retry_on=(OSError,),
+        description="Import an uploaded CSV, JSON Lines or Parquet file as a version of a table.",
+    )
+
+
+class _Import:
+    def __init__(self, assets: Assets, blobs: BlobStore, ctx: JobContext, params: TableImportParams) -> None:
+        self.assets, self.blobs, self.ctx, self.params = assets, blobs, ctx, params
+        self.prefix = run_prefix(params.table, ctx.job_id)
+
+    async def run(self) -> dict[str, Any]:
+        asset, latest = await self.assets.read(owner_of(self.ctx), self.params.table)
+        if asset.kind is not AssetKind.TABLE:
+            raise InvalidInput(f"asset {asset.id!r} is not a table", field="params.table")
+        if asset.latest_version != self.params.expected_latest:
+            return await self._already_done(asset.latest_version, latest)
+        # What a killed attempt of this job uploaded (no version points to it: see above).
+        await self.blobs.delete_prefix(self.prefix)
+        try:
+            result, content = await self._import()
+            _, version = await self._add_version(content)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self._failed(exc)
+            raise
+        await self.assets.record_lineage(
+            job_id=self.ctx.job_id, inputs=[(self.params.file, 1)], outputs=[(asset.id, version.version)]
+        )
+        await self._stats(content, result.parts)
+        return _summary(asset.id, version.version, content, result.rejected_count)
+
+    async def _import(self) -> tuple[ImportResult, TableContent]:
+        from studio9.tables.importing import import_table  # pyarrow loads with the first import
+
+        options = self.params.options.to_options()
+        dest = self.ctx.scratch / "table"
+        report = self.ctx.report
+        async with self.ctx.input_file(self.params.file) as path:
+            result = await self.ctx.in_thread(
+                functools.partial(
+                    import_table, path, dest, options, progress=lambda f: report(IMPORT_SHARE * f)
+                )
+            )
+        keys = []
+        for part in result.parts:
+            key = self.prefix + part.name
+            await self.blobs.put(key, file_chunks(part))
+            keys.append(key)
+        if result.rejected_file is not None:
+            await self.ctx.put_output(REJECTED_OUTPUT, file_chunks(result.rejected_file))
+        content = TableContent(
+            schema=result.schema,
+            row_count=result.row_count,
+            bytes=result.bytes_written,
+            parts=tuple(keys),
+            source={"file": self.params.file, "format": result.format},
+            stats=self.prefix + STATS_FILE,
+        )
+        return result, content
+
+    async def _add_version(self, content: TableContent) -> tuple[Any, AssetVersion]:
+        try:
+            return await self.assets.add_version(
+                self.params.table,
+                content.to_json(),
+                expected_latest=self.params.expected_latest,
+                job_id=self.ctx.job_id,
+                status=AssetStatus.ACTIVE,
+            )
+        except VersionConflict:
+            raise Conflict(
+                f"table {self.params.table!r} changed while it was being imported; nothing was added"
+            ) from None
+
+    async def _failed(self, exc: BaseException) -> None:
+        """Remove what this run uploaded; mark the table ``error`` unless another attempt follows."""
+        await self.blobs.delete_prefix(self.prefix)
+        retried = isinstance(exc, OSError | RetryableError) and self.ctx.attempt < MAX_ATTEMPTS
+        if retried or not isinstance(exc, Exception):  # a worker stopping: the job comes back
+            return
+        message = exc.message if isinstance(exc, Studio9Error) else f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(Studio9Error):  # the table may be gone (deleted meanwhile)
+            await self.assets.set_status(
+                self.params.table, AssetStatus.ERROR, f"import failed: {message}"[:2000]
+            )
+
+    async def _already_done(self, at: int, latest: AssetVersion | None) -> dict[str, Any]:
+        """An earlier attempt of this job added the version: finish its lineage and statistics."""
+        if latest is None or latest.job_id != self.ctx.job_id or at != self.params.expected_latest + 1:
+            raise Conflict(
+                f"table {self.params.table!r} is at version {at}, not {self.params.expected_latest} as when"
+                " the import was submitted; nothing was added"
+            )
+        self.ctx.log.info("table_import_already_done", table=self.params.table, version=at)
+        content = TableContent.of(latest.content)
+        await self.assets.record_lineage(
+            job_id=self.ctx.job_id, inputs=[(self.params.file, 1)], outputs=[(self.params.table, at)]
+        )
+        if (await stats_status(self.blobs, content.stats))[0] == "pending":
+            async with local_parts(self.blobs, content.parts) as paths:
+                await self._stats(content, paths)
+        return _summary(self.params.table, at, content, None)
+
+    async def _stats(self, content: TableContent, paths: Any) -> None:
+        """Column statistics into ``content.stats``; a failure is recorded, not raised: the table
+        is there and readable (a cancel during this step is not honoured either, for that reason)."""
+        from studio9.tables.reading import column_stats
+
+        assert content.stats is not None
+        ctx = self.ctx
+
+        def progress(fraction: float) -> None:
+            with contextlib.suppress(Exception):
+                ctx.report(IMPORT_SHARE + (1 - IMPORT_SHARE) * fraction)
+
+        try:
+            stats = await ctx.in_thread(
+                functools.partial(column_stats, list(paths), content.schema, progress=progress)
+            )
+            await self.blobs.put(content.stats, one_chunk(msgspec.json.encode(stats)))
+        except Exception as exc:
+            ctx.log.warning("table_stats_failed", table=self.params.table, error=type(exc).__name__)
+            message = exc.message if isinstance(exc, Studio9Error) else type(exc).__name__
+            error = msgspec.json.encode({"error": message})
+            await self.blobs.put(stats_error_key(content.stats), one_chunk(error))
+
+
+def _summary(table: str, version: int, content: TableContent, rejected: int | None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "table": table,
+        "version": version,
+        "rows": content.row_count,
+        "columns": len(content.schema),
+    }
+    if rejected is not None:
+        summary["rejected"] = rejected
+        if rejected:
+            summary["output"] = REJECTED_OUTPUT
+    return summary
