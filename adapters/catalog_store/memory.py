@@ -58,6 +58,13 @@ class MemoryCatalogStore:
         with self._lock:
             return [self._assets[i] for i in set(asset_ids) if i in self._assets]
 
+    async def named(self, owner_id: str, kind: AssetKind, name: str) -> Asset:
+        with self._lock:
+            for asset in self._assets.values():
+                if asset.in_library and (asset.owner_id, asset.kind, asset.name) == (owner_id, kind, name):
+                    return asset
+        raise AssetNotFound(f"{owner_id}/{name}")
+
     async def get_version(self, asset_id: str, version: int | None = None) -> AssetVersion:
         with self._lock:
             asset = self._asset(asset_id)

@@ -84,6 +84,21 @@ class SqlCatalogStore:
             async with self._sessions() as session:
                 return [_asset(row) for row in await session.scalars(query)]
 
+    async def named(self, owner_id: str, kind: AssetKind, name: str) -> Asset:
+        # The partial unique index on library names makes this at most one row.
+        query = sa.select(AssetRow).where(
+            AssetRow.owner_id == owner_id,
+            AssetRow.kind == kind.value,
+            AssetRow.name == name,
+            AssetRow.in_library,
+        )
+        with _translated():
+            async with self._sessions() as session:
+                row = (await session.scalars(query.limit(1))).first()
+        if row is None:
+            raise AssetNotFound(f"{owner_id}/{name}")
+        return _asset(row)
+
     async def get_version(self, asset_id: str, version: int | None = None) -> AssetVersion:
         with _translated():
             async with self._sessions() as session:

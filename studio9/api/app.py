@@ -35,6 +35,8 @@ from studio9.jobs.ports import JobType
 from studio9.messaging.streams.api import StreamController
 from studio9.predictions.api import PredictionController, provide_prediction_service
 from studio9.processes import running
+from studio9.tables.api import TableController, provide_table_service
+from studio9.tables.queries.api import SqlController, provide_sql_service
 
 log = structlog.get_logger()
 
@@ -81,6 +83,8 @@ def create_app(
             ConfigSettingController,
             StreamController,
             PredictionController,
+            TableController,
+            SqlController,
         ],
     )
     app = Litestar(
@@ -99,6 +103,8 @@ def create_app(
             "stream_service": Provide(_streams, sync_to_thread=False),
             "presigner": Provide(_presigner, sync_to_thread=False),
             "prediction_service": Provide(provide_prediction_service, sync_to_thread=False),
+            "table_service": Provide(provide_table_service, sync_to_thread=False),
+            "sql_service": Provide(provide_sql_service, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(

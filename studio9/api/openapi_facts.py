@@ -197,6 +197,8 @@ def _checked_fields(schemas: dict[str, Any]) -> None:
             ),
             pattern=f"^(?:{HTTP_SOURCE}|{_SQS_SOURCE}|{_AMQP_SOURCE})$",
         )
+    # A table is made from an uploaded file or from SQL: exactly one of the two.
+    schemas["TableIn"]["oneOf"] = [{"required": ["file"]}, {"required": ["sql"]}]
     submit = schemas["SubmitIn"]["properties"]
     submit["priority"].update(minimum=-100, maximum=100)
     _integer(submit["max_attempts"]).update(minimum=1, maximum=MAX_ATTEMPTS_LIMIT)

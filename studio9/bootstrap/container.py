@@ -47,7 +47,14 @@ from studio9.offboarding import UserOffboarding
 from studio9.predictions.jobs import import_job_type
 from studio9.predictions.ports import PredictionSink
 from studio9.predictions.service import PredictionService
+from studio9.tables.content import TableBlobs
+from studio9.tables.derive import derive_job_type
+from studio9.tables.import_job import table_import_job_type
 from studio9.tables.jobs import profile_job_type
+from studio9.tables.queries.service import SqlService
+from studio9.tables.resolving import TableResolver
+from studio9.tables.service import TableService
+from studio9.tables.sql_limits import SqlLimits
 
 log = structlog.get_logger()
 
@@ -74,6 +81,10 @@ class Container:
     streams: StreamService
     stream_runner: StreamRunner
     predictions: PredictionService
+    tables: TableService
+    #: Resolves the table names of SQL as a caller (previews, derives).
+    table_resolver: TableResolver
+    sql: SqlService
     started_at: float = attrs.field(factory=time.monotonic)
 
 
@@ -132,6 +143,19 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
         )
         predictions = PredictionService(sink)
         jobs, runtime = _job_core(settings, database, broker, blobs, files, predictions, config)
+        # SQL over tables: names resolve through the catalog's access rule, as the caller or,
+        # in a ``tables.sql`` job, as the job's owner.
+        table_resolver = TableResolver(catalog, database.users, blobs)
+        sql_limits = SqlLimits()
+        jobs.registry.register(
+            derive_job_type(
+                assets=catalog, tables=table_resolver, users=database.users, blobs=blobs, limits=sql_limits
+            )
+        )
+        # Tables: catalog assets whose parts live under ``tables/<id>/``; an import is a job.
+        catalog.register(AssetKind.TABLE, TableBlobs(blobs))
+        jobs.registry.register(table_import_job_type(catalog, blobs))
+        tables = TableService(catalog, blobs, database.files, jobs, resolver=table_resolver)
         streams, stream_runner = _streams(settings, database, jobs)
         yield Container(
             settings=settings,
@@ -155,6 +179,9 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             streams=streams,
             stream_runner=stream_runner,
             predictions=predictions,
+            tables=tables,
+            table_resolver=table_resolver,
+            sql=SqlService(table_resolver, sql_limits),
         )
 
 

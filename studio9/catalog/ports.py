@@ -45,6 +45,10 @@ class CatalogStore(Protocol):
     async def find(self, asset_ids: Collection[str]) -> Sequence[Asset]:
         """The assets of those ids that exist, in no particular order."""
 
+    async def named(self, owner_id: str, kind: AssetKind, name: str) -> Asset:
+        """The library asset (``in_library``) of that owner, kind and name (names are matched
+        exactly). Raises AssetNotFound (its ``asset_id`` is ``owner_id/name``)."""
+
     async def get_version(self, asset_id: str, version: int | None = None) -> AssetVersion:
         """One version (None: the latest). Raises AssetNotFound (for the asset or the version)."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import structlog
@@ -187,6 +187,14 @@ class CatalogService:
             raise AssetNotFound(asset_id)
         return asset
 
+    async def named(self, actor: Principal, owner_id: str, kind: AssetKind, name: str) -> Asset:
+        """The library asset of that owner, kind and name. Raises AssetNotFound (also for one
+        the actor may not read: the same answer, so names cannot be probed)."""
+        asset = await self.store.named(owner_id, kind, name)
+        if not can_read(actor, asset):
+            raise AssetNotFound(f"{owner_id}/{name}")
+        return asset
+
     async def read(
         self, actor: Principal, asset_id: str, version: int | None = None
     ) -> tuple[Asset, AssetVersion | None]:
@@ -330,3 +338,9 @@ def _described(asset: Asset, actor: Principal | None = None) -> dict[str, Any]:
 def _check_limit(limit: int) -> None:
     if limit < 1:
         raise InvalidInput("limit must be at least 1", field="limit")
+
+
+if TYPE_CHECKING:  # mypy holds the service to the port the owning contexts use
+    from studio9.catalog.ports import Assets
+
+    _PORT: type[Assets] = CatalogService

@@ -28,6 +28,9 @@ from studio9.errors import InvalidInput
 from studio9.ids import new_id
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# Ids one millisecond apart: two ids made in the same millisecond sort at random, and these tests
+# name assets in the order they were made.
+_ID_MILLIS = itertools.count(int(NOW.timestamp() * 1000))
 LATER = NOW + timedelta(minutes=5)
 
 
@@ -39,7 +42,7 @@ def store(database: Any) -> CatalogStore:
 
 def _asset(owner_id: str = "owner-a", **changes: Any) -> Asset:
     values: dict[str, Any] = {
-        "id": new_id(),
+        "id": new_id(next(_ID_MILLIS)),
         "kind": AssetKind.TABLE,
         "owner_id": owner_id,
         "name": "ventes été 2026",
@@ -366,3 +369,31 @@ async def test_a_transfer_onto_a_taken_library_name_moves_nothing(store: Catalog
 
     assert (raised.value.kind, raised.value.name) == (AssetKind.TABLE, "sales")
     assert {(await store.get(a.id)).owner_id for a in (clash, free)} == {"owner-a"}
+
+
+async def test_named_finds_the_library_asset_of_an_owner_kind_and_name(store: CatalogStore) -> None:
+    sales = await _added(store, name="sales")
+    await _added(store, name="sales", kind=AssetKind.MODEL)
+    await _added(store, owner_id="owner-b", name="sales")
+    await _added(store, name="costs", in_library=False)
+
+    assert await store.named("owner-a", AssetKind.TABLE, "sales") == sales
+    for owner, kind, name in [
+        ("owner-a", AssetKind.TABLE, "Sales"),  # exact names
+        ("owner-a", AssetKind.TABLE, "costs"),  # not in the library
+        ("owner-a", AssetKind.REPORT, "sales"),
+        ("owner-c", AssetKind.TABLE, "sales"),
+    ]:
+        with pytest.raises(AssetNotFound):
+            await store.named(owner, kind, name)
+
+
+async def test_named_follows_renames_and_deletes(store: CatalogStore) -> None:
+    sales = await _added(store, name="sales")
+    renamed = await store.update(sales.id, AssetChanges(name="revenue"), at=LATER)
+    assert await store.named("owner-a", AssetKind.TABLE, "revenue") == renamed
+    with pytest.raises(AssetNotFound):
+        await store.named("owner-a", AssetKind.TABLE, "sales")
+    await store.delete(sales.id)
+    with pytest.raises(AssetNotFound):
+        await store.named("owner-a", AssetKind.TABLE, "revenue")

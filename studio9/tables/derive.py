@@ -1,0 +1,244 @@
+"""Derived tables: the whole result of a read-only query saved as a new table, by a ``tables.sql`` job.
+
+``submit_derive`` checks the query as its author (refused SQL: 422; an unknown table: 404; a
+table not yet readable: 409), creates the table asset (``saving``, no version) and submits the
+job ``{table, sql, expected_latest}``. The job, acting as its owner (``owner_principal``),
+resolves the names again (the tables may have changed since), streams the result into one Parquet
+part in its scratch directory (``query_to_parquet``), uploads it to
+``tables/<table>/<job_id>/part-00000.parquet``, adds version ``expected_latest + 1``
+(``active``) and records lineage from every table read, at the version read.
+
+Retries add no second version: the version is added by compare-and-set on ``expected_latest``,
+and a job that finds a version made by its own id is done (it only records the lineage again,
+which is idempotent). A query the user is at fault for (bad SQL, an unknown or unreadable table,
+a limit exceeded, a result a table cannot store) fails the job ``invalid_input`` with the
+message and marks the table ``error``; so does the last failed attempt of any other error.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import anyio
+import msgspec
+
+from studio9.auth.domain import Principal
+from studio9.auth.ports import UserStore
+from studio9.catalog.domain import Asset, AssetKind, AssetStatus, AssetVersion, VersionConflict
+from studio9.catalog.ports import Assets
+from studio9.errors import Conflict, InvalidInput, NotFound
+from studio9.files.ports import BlobStore
+from studio9.jobs.domain import Job
+from studio9.jobs.ports import JobContext, JobType
+from studio9.tables.resolving import TableResolver, owner_principal
+from studio9.tables.sql import query_to_parquet
+from studio9.tables.sql_limits import SqlLimits
+
+DERIVE_JOB: Final = "tables.sql"
+DERIVE_ATTEMPTS: Final = 2
+PART_NAME: Final = "part-00000.parquet"
+_CHUNK = 1 << 20
+#: What a derive is refused for, as the user's fault: the job fails ``invalid_input``.
+_USER_ERRORS = (InvalidInput, NotFound, Conflict)
+
+
+class DeriveParams(msgspec.Struct, forbid_unknown_fields=True):
+    """Write the result of ``sql`` as the next version (after ``expected_latest``) of table ``table``."""
+
+    table: str
+    sql: str
+    expected_latest: int = 0
+
+
+class JobSubmitter(Protocol):
+    """The slice of the job service a derive uses (``studio9.jobs.service.JobService``)."""
+
+    async def submit(self, actor: Principal, type_name: str, params: Mapping[str, Any]) -> Job:
+        """Validate, store and dispatch a job. Raises InvalidInput."""
+
+
+async def submit_derive(
+    actor: Principal,
+    *,
+    name: str,
+    sql: str,
+    description: str = "",
+    tables: TableResolver,
+    assets: Assets,
+    jobs: JobSubmitter,
+) -> tuple[Asset, Job]:
+    """A new library table ``name`` (``saving``) and the ``tables.sql`` job that fills it.
+
+    Raises:
+        InvalidInput: refused SQL (field ``sql``) or a bad name/description.
+        UnknownTable: a table name ``actor`` has no table of (404).
+        TableNotReadable: a named table has no readable version (409).
+        AssetNameTaken: ``actor`` has a library table of that name (409).
+    """
+    for table in sorted(await tables.names(sql)):
+        await tables.latest(actor, table)  # fail now, not in the job, for what can be seen now
+    asset = await assets.create(
+        owner_id=actor.user_id,
+        kind=AssetKind.TABLE,
+        name=name,
+        content=None,
+        description=description,
+        in_library=True,
+    )
+    try:
+        job = await jobs.submit(actor, DERIVE_JOB, {"table": asset.id, "sql": sql, "expected_latest": 0})
+    except BaseException:
+        # No job will ever fill it: do not leave it ``saving`` forever (even when cancelled).
+        with anyio.CancelScope(shield=True):
+            await assets.set_status(asset.id, AssetStatus.ERROR, "its job could not be submitted")
+        raise
+    return asset, job
+
+
+def derive_job_type(
+    *, assets: Assets, tables: TableResolver, users: UserStore, blobs: BlobStore, limits: SqlLimits
+) -> JobType:
+    """The ``tables.sql`` job type (registered by the composition root)."""
+    return JobType(
+        name=DERIVE_JOB,
+        handler=functools.partial(_derive, assets, tables, users, blobs, limits),
+        params=DeriveParams,
+        timeout=limits.derive_timeout_s + 600,  # the query's own limit ends it first
+        max_attempts=DERIVE_ATTEMPTS,
+        retry_on=(OSError,),
+        description="Save the result of a read-only SQL query over tables as a new table version.",
+    )
+
+
+async def _derive(
+    assets: Assets,
+    tables: TableResolver,
+    users: UserStore,
+    blobs: BlobStore,
+    limits: SqlLimits,
+    ctx: JobContext,
+    params: DeriveParams,
+) -> dict[str, Any]:
+    actor = await owner_principal(users, ctx.owner_id, ctx.job_id)
+    if (done := await _made_by(assets, actor, params, ctx.job_id)) is not None:
+        return await _finish(assets, ctx.job_id, done)
+    try:
+        version = await _run(assets, tables, blobs, limits, actor, ctx, params)
+    except _USER_ERRORS as exc:
+        await assets.set_status(params.table, AssetStatus.ERROR, exc.message)
+        raise InvalidInput(exc.message, field="sql", table=params.table) from exc
+    except Exception as exc:
+        if ctx.attempt >= DERIVE_ATTEMPTS or not isinstance(exc, OSError):
+            await assets.set_status(params.table, AssetStatus.ERROR, "the query failed on the server")
+        raise
+    return await _finish(assets, ctx.job_id, version)
+
+
+async def _run(
+    assets: Assets,
+    tables: TableResolver,
+    blobs: BlobStore,
+    limits: SqlLimits,
+    actor: Principal,
+    ctx: JobContext,
+    params: DeriveParams,
+) -> AssetVersion:
+    """Query, upload, and add the version; returns it."""
+    dest = ctx.scratch / PART_NAME
+    spill = ctx.scratch / "spill"
+    await anyio.Path(spill).mkdir(parents=True, exist_ok=True)
+    async with tables.resolve(actor, params.sql) as resolved:
+        ctx.report(0.05, message=f"reading {len(resolved.tables)} table(s)")
+        written = await ctx.in_thread(
+            functools.partial(
+                query_to_parquet,
+                params.sql,
+                resolved.sources,
+                dest,
+                timeout_s=limits.derive_timeout_s,
+                memory_limit=limits.derive_memory,
+                threads=limits.threads,
+                spill_dir=spill,
+            )
+        )
+    ctx.report(0.8, message=f"{written.row_count} rows written; storing them")
+    columns = await ctx.in_thread(_columns, written.schema)
+    key = f"tables/{params.table}/{ctx.job_id}/{PART_NAME}"
+    size = await blobs.put(key, _chunks(dest))
+    content = {
+        "format": "parquet",
+        "schema": columns,
+        "row_count": written.row_count,
+        "bytes": size,
+        "parts": [key],
+        "source": {"sql": params.sql, "tables": resolved.described},
+    }
+    try:
+        _, version = await assets.add_version(
+            params.table,
+            content,
+            expected_latest=params.expected_latest,
+            job_id=ctx.job_id,
+            status=AssetStatus.ACTIVE,
+        )
+    except VersionConflict:
+        if (done := await _made_by(assets, actor, params, ctx.job_id)) is None:
+            raise
+        return done  # an earlier run of this job got there first (it wrote the same key)
+    return version
+
+
+async def _made_by(
+    assets: Assets, actor: Principal, params: DeriveParams, job_id: str
+) -> AssetVersion | None:
+    """The version after ``expected_latest`` if this job made it (a retried job is then done)."""
+    asset = await assets.get(actor, params.table)
+    if asset.latest_version <= params.expected_latest:
+        return None
+    _, version = await assets.read(actor, asset.id, params.expected_latest + 1)
+    if version is None or version.job_id != job_id:
+        raise Conflict(
+            f"table {params.table!r} got version {params.expected_latest + 1} from another job",
+            field="table",
+        )
+    return version
+
+
+async def _finish(assets: Assets, job_id: str, version: AssetVersion) -> dict[str, Any]:
+    """Record the lineage (again, harmlessly, on a retry) and answer the job's result."""
+    read = version.content["source"]["tables"]
+    inputs = sorted({(asset_id, number) for asset_id, number in read.values()})
+    await assets.record_lineage(job_id=job_id, inputs=inputs, outputs=[(version.asset_id, version.version)])
+    return {
+        "table": version.asset_id,
+        "version": version.version,
+        "rows": version.content["row_count"],
+        "inputs": [{"id": i, "version": v} for i, v in inputs],
+    }
+
+
+def _columns(schema: Any) -> list[dict[str, Any]]:
+    """The table schema of a result's Arrow schema (pyarrow loads here, in the job, not at start)."""
+    from studio9.tables.conversion import arrow_type_for_source, column_type_of, variable_type
+
+    columns = []
+    for column in schema:
+        kind = column_type_of(arrow_type_for_source(column.type, column.name))
+        columns.append(
+            {
+                "name": column.name,
+                "type": kind,
+                "variable_type": variable_type(kind, None),
+                "display_name": None,
+            }
+        )
+    return columns
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as handle:
+        while chunk := await handle.read(_CHUNK):
+            yield chunk
