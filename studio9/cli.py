@@ -7,6 +7,8 @@
     studio9 reindex    rebuild the search index from the database
     studio9 jobs       submit, list, show, cancel and watch jobs through the API
     studio9 files      upload files through the API
+    studio9 tables     import, list, show, read and export tables through the API
+    studio9 sql        preview a read-only SQL query; ``studio9 lineage``: an asset's lineage
     studio9 users      create and list users; prints a new user's token once
 
 Any problem with the settings, an unreachable backend or a port already in use ends the
@@ -145,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     from studio9.cli_client import add_commands
 
     add_commands(commands, common)
+    from studio9 import cli_tables
+
+    cli_tables.add_commands(commands, common)
 
     reindex = commands.add_parser(
         "reindex",

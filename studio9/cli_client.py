@@ -124,7 +124,7 @@ def _submit(settings: Settings, args: argparse.Namespace) -> int:
             _print(job)
             return 0
         print(job["id"], flush=True)
-        return _follow(client, job["id"], settings)
+        return follow_job(client, job["id"], settings)
 
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:
@@ -165,10 +165,10 @@ def _types(settings: Settings, args: argparse.Namespace) -> int:
 
 def _watch(settings: Settings, args: argparse.Namespace) -> int:
     with _client(settings) as client:
-        return _follow(client, args.id, settings)
+        return follow_job(client, args.id, settings)
 
 
-def _follow(client: Any, job_id: str, settings: Settings) -> int:
+def follow_job(client: Any, job_id: str, settings: Settings) -> int:
     """Draw the job's progress until it ends, then say how it ended.
 
     Exit code: 0 completed, 1 failed or cancelled, 130 when the watch (not the job) is
