@@ -13,17 +13,17 @@ need no lock held across statements, on either database.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.catalog_store.sql_models import NO_JOB, AssetRow, AssetVersionRow, LineageEdgeRow
+from adapters.sql.errors import translated
 from studio9.catalog.domain import (
     Asset,
     AssetChanges,
@@ -39,8 +39,6 @@ from studio9.catalog.domain import (
     check_new_asset,
     check_next_version,
 )
-from studio9.errors import BackendUnavailable
-from studio9.urls import redact
 
 if TYPE_CHECKING:
     from studio9.catalog.ports import CatalogStore
@@ -57,7 +55,7 @@ class SqlCatalogStore:
     async def add(self, asset: Asset, first: AssetVersion | None) -> None:
         check_new_asset(asset, first)
         try:
-            with _translated():
+            with translated():
                 async with self._sessions.begin() as session:
                     session.add(_asset_row(asset))
                     await session.flush()  # the asset before its version (foreign key)
@@ -69,7 +67,7 @@ class SqlCatalogStore:
             raise AssetNameTaken(asset.kind, asset.name) from None
 
     async def get(self, asset_id: str) -> Asset:
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 row = await session.get(AssetRow, asset_id)
         if row is None:
@@ -80,7 +78,7 @@ class SqlCatalogStore:
         if not asset_ids:
             return []
         query = sa.select(AssetRow).where(AssetRow.id.in_(set(asset_ids)))
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 return [_asset(row) for row in await session.scalars(query)]
 
@@ -92,7 +90,7 @@ class SqlCatalogStore:
             AssetRow.name == name,
             AssetRow.in_library,
         )
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 row = (await session.scalars(query.limit(1))).first()
         if row is None:
@@ -100,7 +98,7 @@ class SqlCatalogStore:
         return _asset(row)
 
     async def get_version(self, asset_id: str, version: int | None = None) -> AssetVersion:
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 asset = await session.get(AssetRow, asset_id)
                 if asset is None:
@@ -122,7 +120,7 @@ class SqlCatalogStore:
         )
         if before is not None:
             query = query.where(AssetVersionRow.version < before)
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 return [_version(row) for row in await session.scalars(query)]
 
@@ -139,7 +137,7 @@ class SqlCatalogStore:
             .values(**values)
         )
         try:
-            with _translated():
+            with translated():
                 async with self._sessions.begin() as session:
                     result = await session.execute(statement)
                     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -162,7 +160,7 @@ class SqlCatalogStore:
             values.update(status=changes.status.value, error=changes.error)
         statement = sa.update(AssetRow).where(AssetRow.id == asset_id).values(**values)
         try:
-            with _translated():
+            with translated():
                 async with self._sessions.begin() as session:
                     result = await session.execute(statement)
         except IntegrityError:
@@ -182,12 +180,12 @@ class SqlCatalogStore:
         if after is not None:
             query = query.where(AssetRow.id < after)
         query = query.order_by(AssetRow.id.desc()).limit(limit)
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 return [_asset(row) for row in await session.scalars(query)]
 
     async def delete(self, asset_id: str) -> None:
-        with _translated():
+        with translated():
             async with self._sessions.begin() as session:
                 # Explicitly, rather than trusting ON DELETE CASCADE: SQLite only honours it on
                 # connections that turned foreign keys on.
@@ -201,7 +199,7 @@ class SqlCatalogStore:
             sa.update(AssetRow).where(AssetRow.owner_id == owner_id).values(owner_id=to, updated_at=at)
         )
         try:
-            with _translated():
+            with translated():
                 async with self._sessions.begin() as session:
                     result = await session.execute(statement)
         except IntegrityError:
@@ -216,7 +214,7 @@ class SqlCatalogStore:
             AssetRow.in_library,
             sa.tuple_(AssetRow.kind, AssetRow.name).in_(theirs),
         )
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 kind, name = (await session.execute(ours.limit(1))).one()
         return AssetNameTaken(AssetKind(kind), name)
@@ -225,7 +223,7 @@ class SqlCatalogStore:
         if not edges:
             return
         rows = list({edge.key: _edge_values(edge) for edge in edges}.values())
-        with _translated():
+        with translated():
             async with self._sessions.begin() as session:
                 insert = (
                     postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
@@ -244,7 +242,7 @@ class SqlCatalogStore:
         if direction in (Direction.DOWN, Direction.BOTH):
             conditions.append(LineageEdgeRow.input_id.in_(ids))
         query = sa.select(LineageEdgeRow).where(sa.or_(*conditions)).order_by(*_EDGE_ORDER).limit(limit)
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 return [_edge(row) for row in await session.scalars(query)]
 
@@ -253,12 +251,12 @@ class SqlCatalogStore:
             LineageEdgeRow.input_id == asset_id, LineageEdgeRow.output_id != asset_id
         )
         query = sa.select(AssetRow).where(AssetRow.id.in_(derived)).order_by(AssetRow.id).limit(limit)
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 return [_asset(row) for row in await session.scalars(query)]
 
     async def _exists(self, asset_id: str) -> bool:
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 return await session.get(AssetRow, asset_id) is not None
 
@@ -271,19 +269,6 @@ _EDGE_ORDER = (
     LineageEdgeRow.input_version,
     LineageEdgeRow.job_id,
 )
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """Connection-level failures become BackendUnavailable; integrity errors pass through."""
-    try:
-        yield
-    except IntegrityError:
-        raise
-    except DBAPIError as exc:
-        if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
-            raise BackendUnavailable(f"database unreachable: {redact(str(exc.orig or exc))}") from exc
-        raise
 
 
 def _asset_row(asset: Asset) -> AssetRow:

@@ -7,17 +7,16 @@ Extra:    cloud (psycopg) for PostgreSQL
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.file_records.sql_models import FileRow
-from studio9.errors import BackendUnavailable, Conflict
+from adapters.sql.errors import translated
+from studio9.errors import Conflict
 from studio9.files.domain import DEFAULT_CONTENT_TYPE, FileNotFound, StoredFile
-from studio9.urls import redact
 
 
 class SqlFileRecords:
@@ -26,14 +25,14 @@ class SqlFileRecords:
 
     async def add(self, file: StoredFile) -> None:
         try:
-            with _translated():
+            with translated():
                 async with self._sessions.begin() as session:
                     session.add(_row(file))
         except IntegrityError:
             raise Conflict(f"file {file.id!r} exists") from None
 
     async def get(self, file_id: str) -> StoredFile:
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 row = await session.get(FileRow, file_id)
         if row is None:
@@ -48,12 +47,12 @@ class SqlFileRecords:
             query = query.where(FileRow.owner_id == owner_id)
         if after is not None:
             query = query.where(FileRow.id < after)
-        with _translated():
+        with translated():
             async with self._sessions() as session:
                 return [_file(row) for row in await session.scalars(query)]
 
     async def delete(self, file_id: str) -> None:
-        with _translated():
+        with translated():
             async with self._sessions.begin() as session:
                 result = await session.execute(sa.delete(FileRow).where(FileRow.id == file_id))
         if result.rowcount == 0:  # type: ignore[attr-defined]
@@ -61,23 +60,10 @@ class SqlFileRecords:
 
     async def transfer(self, owner_id: str, to: str) -> int:
         statement = sa.update(FileRow).where(FileRow.owner_id == owner_id).values(owner_id=to)
-        with _translated():
+        with translated():
             async with self._sessions.begin() as session:
                 result = await session.execute(statement)
         return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """Connection-level failures become BackendUnavailable; integrity errors pass through."""
-    try:
-        yield
-    except IntegrityError:
-        raise
-    except DBAPIError as exc:
-        if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
-            raise BackendUnavailable(f"database unreachable: {redact(str(exc.orig or exc))}") from exc
-        raise
 
 
 def _row(file: StoredFile) -> FileRow:
