@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import structlog
 
+from adapters.lineage_sink.http import HttpLineageSink
 from studio9.auth.domain import UserNotFound
 from studio9.auth.ports import UserStore
 from studio9.auth.service import AuthPolicy, AuthService
@@ -147,14 +148,22 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
         # in a ``tables.sql`` job, as the job's owner.
         table_resolver = TableResolver(catalog, database.users, blobs)
         sql_limits = SqlLimits()
+        # OpenLineage run events of the jobs that read and write assets: on the event bus, and
+        # to STUDIO9_OPENLINEAGE_URL when set.
+        lineage = HttpLineageSink(events, settings.openlineage_url, timeout=settings.backend_timeout)
         jobs.registry.register(
             derive_job_type(
-                assets=catalog, tables=table_resolver, users=database.users, blobs=blobs, limits=sql_limits
+                assets=catalog,
+                tables=table_resolver,
+                users=database.users,
+                blobs=blobs,
+                limits=sql_limits,
+                lineage=lineage,
             )
         )
         # Tables: catalog assets whose parts live under ``tables/<id>/``; an import is a job.
         catalog.register(AssetKind.TABLE, TableBlobs(blobs))
-        jobs.registry.register(table_import_job_type(catalog, blobs))
+        jobs.registry.register(table_import_job_type(catalog, blobs, lineage))
         tables = TableService(catalog, blobs, database.files, jobs, resolver=table_resolver)
         streams, stream_runner = _streams(settings, database, jobs)
         yield Container(

@@ -22,6 +22,21 @@ from studio9.catalog.domain import (
     LineageEdge,
 )
 
+# The values a ``LineageEvents`` caller builds its events with, public to other contexts here
+# (they import a context's ``domain`` and ``ports`` only).
+from studio9.catalog.openlineage import EventType, LineageDataset, run_event, table_fields
+
+__all__ = [
+    "Assets",
+    "CatalogStore",
+    "EventType",
+    "KindHandler",
+    "LineageDataset",
+    "LineageEvents",
+    "run_event",
+    "table_fields",
+]
+
 
 class CatalogStore(Protocol):
     """**Protocol:** assets with their versions, and the lineage edges between versions.
@@ -184,3 +199,15 @@ class Assets(Protocol):
     async def named(self, actor: Principal, owner_id: str, kind: AssetKind, name: str) -> Asset:
         """The library asset of that owner, kind and name. Raises AssetNotFound (also when
         ``actor`` may not read it)."""
+
+
+class LineageEvents(Protocol):
+    """**Protocol:** where a job's OpenLineage run events go (``studio9.catalog.openlineage``).
+
+    Implemented by ``adapters/lineage_sink/http.py`` (the event bus, topic ``openlineage.run``,
+    and ``STUDIO9_OPENLINEAGE_URL`` when set), wired by the composition root.
+    """
+
+    async def emit(self, event: Mapping[str, Any]) -> None:
+        """Send one ``RunEvent``. Never raises: lineage is a side channel, so a destination
+        that refuses is logged and the job goes on."""

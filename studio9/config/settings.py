@@ -120,6 +120,14 @@ class Settings:
         " also listen there for `config.*` events, to drop changed settings from their caches.",
         repr=redact,
     )
+    openlineage_url: str = _setting(
+        "",
+        "OpenLineage endpoint that `tables.import` and `tables.sql` jobs POST their run events to"
+        " (Marquez: `http://host:5000/api/v1/lineage`; DataHub and OpenMetadata accept them too);"
+        " the events also go on the event bus, topic `openlineage.run`.",
+        shown_default="(none)",
+        repr=redact,
+    )
     log_level: str = _setting(
         "info",
         "Least severe log level written: " + ", ".join(LOG_LEVELS) + ".",

@@ -13,12 +13,15 @@ and a job that finds a version made by its own id is done (it only records the l
 which is idempotent). A query the user is at fault for (bad SQL, an unknown or unreadable table,
 a limit exceeded, a result a table cannot store) fails the job ``invalid_input`` with the
 message and marks the table ``error``; so does the last failed attempt of any other error.
+Each such outcome is also an OpenLineage run event (START, then COMPLETE naming every table read,
+or FAIL) sent to the job type's ``LineageEvents``.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -28,7 +31,7 @@ import msgspec
 from studio9.auth.domain import Principal
 from studio9.auth.ports import UserStore
 from studio9.catalog.domain import Asset, AssetKind, AssetStatus, AssetVersion, VersionConflict
-from studio9.catalog.ports import Assets
+from studio9.catalog.ports import Assets, EventType, LineageDataset, LineageEvents, run_event, table_fields
 from studio9.errors import Conflict, InvalidInput, NotFound
 from studio9.files.ports import BlobStore
 from studio9.jobs.domain import Job
@@ -99,12 +102,19 @@ async def submit_derive(
 
 
 def derive_job_type(
-    *, assets: Assets, tables: TableResolver, users: UserStore, blobs: BlobStore, limits: SqlLimits
+    *,
+    assets: Assets,
+    tables: TableResolver,
+    users: UserStore,
+    blobs: BlobStore,
+    limits: SqlLimits,
+    lineage: LineageEvents,
 ) -> JobType:
-    """The ``tables.sql`` job type (registered by the composition root)."""
+    """The ``tables.sql`` job type (registered by the composition root); its OpenLineage run
+    events (START, then COMPLETE with every table read, or a final FAIL) go to ``lineage``."""
     return JobType(
         name=DERIVE_JOB,
-        handler=functools.partial(_derive, assets, tables, users, blobs, limits),
+        handler=functools.partial(_derive, assets, tables, users, blobs, limits, lineage),
         params=DeriveParams,
         timeout=limits.derive_timeout_s + 600,  # the query's own limit ends it first
         max_attempts=DERIVE_ATTEMPTS,
@@ -119,22 +129,55 @@ async def _derive(
     users: UserStore,
     blobs: BlobStore,
     limits: SqlLimits,
+    lineage: LineageEvents,
     ctx: JobContext,
     params: DeriveParams,
 ) -> dict[str, Any]:
     actor = await owner_principal(users, ctx.owner_id, ctx.job_id)
     if (done := await _made_by(assets, actor, params, ctx.job_id)) is not None:
-        return await _finish(assets, ctx.job_id, done)
+        return await _finish(assets, lineage, ctx.job_id, params.sql, done)
+    # The tables read are known once the query resolves: START names only the output.
+    await lineage.emit(_event("START", ctx.job_id, params.sql, [], LineageDataset(asset_id=params.table)))
     try:
         version = await _run(assets, tables, blobs, limits, actor, ctx, params)
     except _USER_ERRORS as exc:
         await assets.set_status(params.table, AssetStatus.ERROR, exc.message)
+        await _failed(lineage, ctx.job_id, params, exc.message)
         raise InvalidInput(exc.message, field="sql", table=params.table) from exc
     except Exception as exc:
         if ctx.attempt >= DERIVE_ATTEMPTS or not isinstance(exc, OSError):
             await assets.set_status(params.table, AssetStatus.ERROR, "the query failed on the server")
+            await _failed(
+                lineage, ctx.job_id, params, f"the query failed on the server ({type(exc).__name__})"
+            )
         raise
-    return await _finish(assets, ctx.job_id, version)
+    return await _finish(assets, lineage, ctx.job_id, params.sql, version)
+
+
+async def _failed(lineage: LineageEvents, job_id: str, params: DeriveParams, message: str) -> None:
+    await lineage.emit(
+        _event("FAIL", job_id, params.sql, [], LineageDataset(asset_id=params.table), error=message)
+    )
+
+
+def _event(
+    event_type: EventType,
+    job_id: str,
+    sql: str,
+    inputs: list[LineageDataset],
+    output: LineageDataset,
+    error: str | None = None,
+) -> dict[str, Any]:
+    return run_event(
+        event_type,
+        job_id=job_id,
+        job_type=DERIVE_JOB,
+        at=datetime.now(UTC),
+        inputs=inputs,
+        outputs=[output],
+        error=error,
+        sql=sql,
+    )
 
 
 async def _run(
@@ -207,11 +250,21 @@ async def _made_by(
     return version
 
 
-async def _finish(assets: Assets, job_id: str, version: AssetVersion) -> dict[str, Any]:
-    """Record the lineage (again, harmlessly, on a retry) and answer the job's result."""
+async def _finish(
+    assets: Assets, lineage: LineageEvents, job_id: str, sql: str, version: AssetVersion
+) -> dict[str, Any]:
+    """Record the lineage (again, harmlessly, on a retry), tell lineage tools, and answer the
+    job's result."""
     read = version.content["source"]["tables"]
     inputs = sorted({(asset_id, number) for asset_id, number in read.values()})
     await assets.record_lineage(job_id=job_id, inputs=inputs, outputs=[(version.asset_id, version.version)])
+    # Named as the query names them (one asset read under two names is one input).
+    names = {tuple(at): name for name, at in sorted(read.items(), reverse=True)}
+    read_datasets = [LineageDataset(asset_id=i, version=v, name=names.get((i, v))) for i, v in inputs]
+    output = LineageDataset(
+        asset_id=version.asset_id, version=version.version, fields=table_fields(version.content)
+    )
+    await lineage.emit(_event("COMPLETE", job_id, sql, read_datasets, output))
     return {
         "table": version.asset_id,
         "version": version.version,

@@ -19,6 +19,9 @@ with ``{table, file, options, expected_latest}``. The run, acting as the job's o
 A failure before step 3 removes what the run uploaded and, unless another attempt will follow
 (a read error, ``OSError``, with attempts left), marks the table ``error`` with the message
 (``row 3, column 'age': …``): nothing of a failed import is readable.
+
+OpenLineage run events go to the ``LineageEvents`` given: START once the table is read, COMPLETE
+after step 3 (the table's version and schema), FAIL when the table is marked ``error``.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import anyio
+import attrs
 import msgspec
 
 from studio9.auth.domain import Principal, Role
 from studio9.catalog.domain import AssetKind, AssetStatus, AssetVersion, VersionConflict
-from studio9.catalog.ports import Assets
+from studio9.catalog.ports import Assets, LineageDataset, LineageEvents, run_event, table_fields
 from studio9.errors import Conflict, InvalidInput, Studio9Error
 from studio9.files.ports import BlobStore
 from studio9.jobs.domain import RetryableError
@@ -118,11 +122,12 @@ def owner_of(ctx: JobContext) -> Principal:
     )
 
 
-def table_import_job_type(assets: Assets, blobs: BlobStore) -> JobType:
-    """The ``tables.import`` job type, writing through ``assets`` and ``blobs``."""
+def table_import_job_type(assets: Assets, blobs: BlobStore, lineage: LineageEvents) -> JobType:
+    """The ``tables.import`` job type, writing through ``assets`` and ``blobs``; its OpenLineage
+    run events (START, then COMPLETE or a final FAIL) go to ``lineage``."""
 
     async def handler(ctx: JobContext, params: TableImportParams) -> dict[str, Any]:
-        return await _Import(assets, blobs, ctx, params).run()
+        return await _Import(assets, blobs, lineage, ctx, params).run()
 
     return JobType(
         name=IMPORT_JOB,
@@ -136,9 +141,17 @@ def table_import_job_type(assets: Assets, blobs: BlobStore) -> JobType:
 
 
 class _Import:
-    def __init__(self, assets: Assets, blobs: BlobStore, ctx: JobContext, params: TableImportParams) -> None:
-        self.assets, self.blobs, self.ctx, self.params = assets, blobs, ctx, params
+    def __init__(
+        self,
+        assets: Assets,
+        blobs: BlobStore,
+        lineage: LineageEvents,
+        ctx: JobContext,
+        params: TableImportParams,
+    ) -> None:
+        self.assets, self.blobs, self.lineage, self.ctx, self.params = assets, blobs, lineage, ctx, params
         self.prefix = run_prefix(params.table, ctx.job_id)
+        self.table: LineageDataset | None = None
 
     async def run(self) -> dict[str, Any]:
         asset, latest = await self.assets.read(owner_of(self.ctx), self.params.table)
@@ -146,6 +159,8 @@ class _Import:
             raise InvalidInput(f"asset {asset.id!r} is not a table", field="params.table")
         if asset.latest_version != self.params.expected_latest:
             return await self._already_done(asset.latest_version, latest)
+        self.table = LineageDataset(asset_id=asset.id, name=asset.name, owner=asset.owner_id)
+        await self._emit("START")
         # What a killed attempt of this job uploaded (no version points to it: see above).
         await self.blobs.delete_prefix(self.prefix)
         try:
@@ -158,6 +173,7 @@ class _Import:
         await self.assets.record_lineage(
             job_id=self.ctx.job_id, inputs=[(self.params.file, 1)], outputs=[(asset.id, version.version)]
         )
+        await self._emit("COMPLETE", version)
         await self._stats(content, result.parts)
         return _summary(asset.id, version.version, content, result.rejected_count)
 
@@ -211,6 +227,7 @@ class _Import:
         if retried or not isinstance(exc, Exception):  # a worker stopping: the job comes back
             return
         message = exc.message if isinstance(exc, Studio9Error) else f"{type(exc).__name__}: {exc}"
+        await self._emit("FAIL", error=message)
         with contextlib.suppress(Studio9Error):  # the table may be gone (deleted meanwhile)
             await self.assets.set_status(
                 self.params.table, AssetStatus.ERROR, f"import failed: {message}"[:2000]
@@ -228,10 +245,33 @@ class _Import:
         await self.assets.record_lineage(
             job_id=self.ctx.job_id, inputs=[(self.params.file, 1)], outputs=[(self.params.table, at)]
         )
+        await self._emit("COMPLETE", latest)
         if (await stats_status(self.blobs, content.stats))[0] == "pending":
             async with local_parts(self.blobs, content.parts) as paths:
                 await self._stats(content, paths)
         return _summary(self.params.table, at, content, None)
+
+    async def _emit(
+        self,
+        event_type: Literal["START", "COMPLETE", "FAIL"],
+        version: AssetVersion | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Tell lineage tools: the file (version 1) goes into the table (at ``version`` once added)."""
+        table = self.table or LineageDataset(asset_id=self.params.table)
+        if version is not None:
+            table = attrs.evolve(table, version=version.version, fields=table_fields(version.content))
+        await self.lineage.emit(
+            run_event(
+                event_type,
+                job_id=self.ctx.job_id,
+                job_type=IMPORT_JOB,
+                at=datetime.now(UTC),
+                inputs=[LineageDataset(asset_id=self.params.file, kind="file", version=1)],
+                outputs=[table],
+                error=error,
+            )
+        )
 
     async def _stats(self, content: TableContent, paths: Any) -> None:
         """Column statistics into ``content.stats``; a failure is recorded, not raised: the table
