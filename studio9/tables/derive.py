@@ -20,10 +20,10 @@ or FAIL) sent to the job type's ``LineageEvents``.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import anyio
 import msgspec
@@ -36,6 +36,7 @@ from studio9.errors import Conflict, InvalidInput, NotFound
 from studio9.files.ports import BlobStore
 from studio9.jobs.domain import Job
 from studio9.jobs.ports import JobContext, JobType
+from studio9.tables.ports import JobSubmitter
 from studio9.tables.resolving import TableResolver, owner_principal
 from studio9.tables.sql import query_to_parquet
 from studio9.tables.sql_limits import SqlLimits
@@ -54,13 +55,6 @@ class DeriveParams(msgspec.Struct, forbid_unknown_fields=True):
     table: str
     sql: str
     expected_latest: int = 0
-
-
-class JobSubmitter(Protocol):
-    """The slice of the job service a derive uses (``studio9.jobs.service.JobService``)."""
-
-    async def submit(self, actor: Principal, type_name: str, params: Mapping[str, Any]) -> Job:
-        """Validate, store and dispatch a job. Raises InvalidInput."""
 
 
 async def submit_derive(
