@@ -14,12 +14,13 @@ files' records, and a context may use only another's domain and ports.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 
-from studio9.catalog.domain import Asset, AssetKind
+from studio9.catalog.domain import Asset, AssetKind, AssetVersion
 from studio9.catalog.service import CatalogService
 from studio9.errors import BackendUnavailable
 from studio9.files.domain import FileNotFound, StoredFile, file_blob_key
@@ -56,7 +57,7 @@ class FileAssets:
     async def file_deleting(self, file: StoredFile) -> None:
         await self.catalog.discard(file.id)
 
-    async def deleted(self, asset: Asset) -> None:
+    async def deleted(self, asset: Asset, versions: Sequence[AssetVersion]) -> None:
         key = file_blob_key(asset.id)
         with contextlib.suppress(FileNotFound):  # a retried delete: the record went the first time
             key = (await self.records.get(asset.id)).blob_key

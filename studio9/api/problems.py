@@ -39,6 +39,8 @@ from studio9.web.responses import PROBLEM_JSON
 log = structlog.get_logger()
 
 TYPE_PREFIX = "urn:studio9:problem:"
+#: Details of a domain error that are answered as members of its problem document.
+EXTENSIONS = ("dependents",)
 
 # Most specific first: MalformedRequest is an InvalidInput.
 STATUS_OF: dict[type[Studio9Error], int] = {
@@ -80,6 +82,7 @@ def problem(
     *,
     errors: list[dict[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
     phrase = HTTPStatus(status).phrase
     body: dict[str, Any] = {
@@ -91,6 +94,7 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    body.update(extensions or {})
     if request_id := request.scope.get("state", {}).get("request_id"):
         body["request_id"] = request_id
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
@@ -107,7 +111,9 @@ def _domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response[d
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="studio9"'
-    return problem(request, status, exc.message, errors=errors, headers=headers)
+    # Extension members a domain error carries (``studio9.web.responses.Problem`` lists them).
+    extensions = {key: exc.details[key] for key in EXTENSIONS if key in exc.details}
+    return problem(request, status, exc.message, errors=errors, headers=headers, extensions=extensions)
 
 
 def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

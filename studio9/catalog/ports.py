@@ -134,8 +134,9 @@ class KindHandler(Protocol):
     content that is already gone (a retried delete).
     """
 
-    async def deleted(self, asset: Asset) -> None:
-        """Remove what the asset's versions point to (blobs, records)."""
+    async def deleted(self, asset: Asset, versions: Sequence[AssetVersion]) -> None:
+        """Remove what the asset's ``versions`` (all of them, read before the delete) point to
+        (blobs, records), except what other assets still hold (``Assets.content_holders``)."""
 
 
 class Assets(Protocol):
@@ -199,6 +200,10 @@ class Assets(Protocol):
     async def named(self, actor: Principal, owner_id: str, kind: AssetKind, name: str) -> Asset:
         """The library asset of that owner, kind and name. Raises AssetNotFound (also when
         ``actor`` may not read it)."""
+
+    async def content_holders(self, asset_id: str) -> Sequence[AssetVersion] | None:
+        """Every version of the existing assets that may share content written for ``asset_id``:
+        itself and its copies (``studio9.catalog.copies``); None when there are too many to tell."""
 
 
 class LineageEvents(Protocol):

@@ -21,6 +21,7 @@ import attrs
 import structlog
 
 from studio9.auth.domain import Principal
+from studio9.catalog.copies import all_versions, content_holders
 from studio9.catalog.domain import (
     Asset,
     AssetChanges,
@@ -162,6 +163,11 @@ class CatalogService:
         ]
         await self.store.add_edges(edges)
 
+    async def content_holders(self, asset_id: str) -> Sequence[AssetVersion] | None:
+        """Every version of the existing assets that may share content written for ``asset_id``
+        (``studio9.catalog.copies``); None when there are too many copies to tell."""
+        return await content_holders(self.store, asset_id)
+
     async def discard(self, asset_id: str) -> None:
         """Delete the asset of content its own context is deleting (no KindHandler call). An absent
         asset is not an error.
@@ -261,9 +267,11 @@ class CatalogService:
             dependents = await self.store.dependents(asset.id, limit=MAX_DEPENDENTS)
             if dependents:
                 raise AssetHasDependents(asset.id, [_described(d, actor) for d in dependents])
+        handler = self.handlers.get(asset.kind)
+        versions = await all_versions(self.store, asset.id) if handler is not None else []
         await self.store.delete(asset.id)
-        if (handler := self.handlers.get(asset.kind)) is not None:
-            await handler.deleted(asset)
+        if handler is not None:
+            await handler.deleted(asset, versions)
         log.info("asset_deleted", asset_id=asset.id, kind=asset.kind.value, by=actor.user_id, force=force)
 
     async def lineage(

@@ -45,8 +45,22 @@ class FieldError(msgspec.Struct, omit_defaults=True):
     source: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class Dependent(msgspec.Struct, omit_defaults=True):
+    """An asset derived from the one a refused delete names (kind and name only if the caller
+    may read it)."""
+
+    id: str
+    kind: str | msgspec.UnsetType = msgspec.UNSET
+    name: str | msgspec.UnsetType = msgspec.UNSET
+
+
 class Problem(msgspec.Struct, omit_defaults=True):
-    """An RFC 9457 problem document: every error this API answers has this shape."""
+    """An RFC 9457 problem document: every error this API answers has this shape.
+
+    Extension members: ``errors`` (422: each invalid field), ``request_id`` (finds the request
+    in the server logs) and ``dependents`` (a delete refused with 409 because other assets were
+    derived from the asset: every one of them).
+    """
 
     type: str
     title: str
@@ -55,6 +69,7 @@ class Problem(msgspec.Struct, omit_defaults=True):
     instance: str
     errors: list[FieldError] | msgspec.UnsetType = msgspec.UNSET
     request_id: str | msgspec.UnsetType = msgspec.UNSET
+    dependents: list[Dependent] | msgspec.UnsetType = msgspec.UNSET
 
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:

@@ -128,6 +128,7 @@ def test_every_error_is_a_problem_document() -> None:
         "instance",
         "errors",
         "request_id",
+        "dependents",
     }
     for method, path, operation in _operations():
         for code, response in operation["responses"].items():
