@@ -3,7 +3,8 @@
 Tables are catalog assets (kind ``table``): ``service.TableService`` (import, reads, PATCH,
 copy), the ``tables.import`` job type (``import_job``), the routes (``api``: ``/api/v1/tables``),
 the layout of a table's blobs and its ``KindHandler`` (``content``) and what the context needs
-of the catalog and the job core (``ports``); derived tables are ``derive`` (``tables.sql``).
+of the catalog and the job core (``ports``); derived tables are ``derive`` (``tables.sql``);
+the statistics step those jobs share and the ``tables.stats`` job type are ``stats_job``.
 
 Also the ``data.profile`` job type (``studio9.tables.jobs``, registered by the composition root)
 and the engines, pure functions over local files:

@@ -4,13 +4,20 @@
 table not yet readable: 409), creates the table asset (``saving``, no version) and submits the
 job ``{table, sql, expected_latest}``. The job, acting as its owner (``owner_principal``),
 resolves the names again (the tables may have changed since), streams the result into one Parquet
-part in its scratch directory (``query_to_parquet``), uploads it to
-``tables/<table>/<job_id>/part-00000.parquet``, adds version ``expected_latest + 1``
-(``active``) and records lineage from every table read, at the version read.
+part in its scratch directory (``query_to_parquet``), uploads it to the attempt's own
+``tables/<table>/<job_id>/<attempt>/part-00000.parquet``, adds version ``expected_latest + 1``
+(``active``, its statistics ``stats.json`` beside the part), records lineage from every table
+read, at the version read, and computes the column statistics
+(``studio9.tables.stats_job.complete_stats``: a failure there is the statistics' ``error``,
+never the job's).
 
 Retries add no second version: the version is added by compare-and-set on ``expected_latest``,
 and a job that finds a version made by its own id is done (it only records the lineage again,
-which is idempotent). A query the user is at fault for (bad SQL, an unknown or unreadable table,
+which is idempotent, and computes the statistics if they are still pending). An attempt deletes
+only its own prefix before the version is added (on a failure, or when it loses the
+compare-and-set to an earlier attempt of the job: one stalled, not killed); the attempt whose
+version is added deletes what earlier attempts of the job left (``drop_earlier_attempts``).
+A query the user is at fault for (bad SQL, an unknown or unreadable table,
 a limit exceeded, a result a table cannot store) fails the job ``invalid_input`` with the
 message and marks the table ``error``; so does the last failed attempt of any other error.
 Each such outcome is also an OpenLineage run event (START, then COMPLETE naming every table read,
@@ -27,6 +34,7 @@ from typing import Any, Final
 
 import anyio
 import msgspec
+import structlog
 
 from studio9.auth.domain import Principal
 from studio9.auth.ports import UserStore
@@ -36,15 +44,21 @@ from studio9.errors import Conflict, InvalidInput, NotFound
 from studio9.files.ports import BlobStore
 from studio9.jobs.domain import Job
 from studio9.jobs.ports import JobContext, JobType
+from studio9.tables.content import STATS_FILE, TableContent, attempt_prefix, drop_earlier_attempts
 from studio9.tables.ports import JobSubmitter
 from studio9.tables.resolving import TableResolver, owner_principal
 from studio9.tables.sql import query_to_parquet
 from studio9.tables.sql_limits import SqlLimits
+from studio9.tables.stats_job import complete_stats
+
+log = structlog.get_logger()
 
 DERIVE_JOB: Final = "tables.sql"
 DERIVE_ATTEMPTS: Final = 2
 PART_NAME: Final = "part-00000.parquet"
 _CHUNK = 1 << 20
+#: Share of the progress bar the query and its upload take; the statistics take the rest.
+_QUERY_SHARE = 0.85
 #: What a derive is refused for, as the user's fault: the job fails ``invalid_input``.
 _USER_ERRORS = (InvalidInput, NotFound, Conflict)
 
@@ -129,11 +143,12 @@ async def _derive(
 ) -> dict[str, Any]:
     actor = await owner_principal(users, ctx.owner_id, ctx.job_id)
     if (done := await _made_by(assets, actor, params, ctx.job_id)) is not None:
-        return await _finish(assets, lineage, ctx.job_id, params.sql, done)
+        await _drop_earlier(blobs, ctx, done)
+        return await _finish(assets, blobs, lineage, ctx, params.sql, done)
     # The tables read are known once the query resolves: START names only the output.
     await lineage.emit(_event("START", ctx.job_id, params.sql, [], LineageDataset(asset_id=params.table)))
     try:
-        version = await _run(assets, tables, blobs, limits, actor, ctx, params)
+        version, paths = await _run(assets, tables, blobs, limits, actor, ctx, params)
     except _USER_ERRORS as exc:
         await assets.set_status(params.table, AssetStatus.ERROR, exc.message)
         await _failed(lineage, ctx.job_id, params, exc.message)
@@ -145,7 +160,7 @@ async def _derive(
                 lineage, ctx.job_id, params, f"the query failed on the server ({type(exc).__name__})"
             )
         raise
-    return await _finish(assets, lineage, ctx.job_id, params.sql, version)
+    return await _finish(assets, blobs, lineage, ctx, params.sql, version, paths)
 
 
 async def _failed(lineage: LineageEvents, job_id: str, params: DeriveParams, message: str) -> None:
@@ -182,8 +197,9 @@ async def _run(
     actor: Principal,
     ctx: JobContext,
     params: DeriveParams,
-) -> AssetVersion:
-    """Query, upload, and add the version; returns it."""
+) -> tuple[AssetVersion, list[Path] | None]:
+    """Query, upload, and add the version; returns it, and the local part when this attempt
+    added it."""
     dest = ctx.scratch / PART_NAME
     spill = ctx.scratch / "spill"
     await anyio.Path(spill).mkdir(parents=True, exist_ok=True)
@@ -203,29 +219,52 @@ async def _run(
         )
     ctx.report(0.8, message=f"{written.row_count} rows written; storing them")
     columns = await ctx.in_thread(_columns, written.schema)
-    key = f"tables/{params.table}/{ctx.job_id}/{PART_NAME}"
-    size = await blobs.put(key, _chunks(dest))
-    content = {
-        "format": "parquet",
-        "schema": columns,
-        "row_count": written.row_count,
-        "bytes": size,
-        "parts": [key],
-        "source": {"sql": params.sql, "tables": resolved.described},
-    }
+    prefix = attempt_prefix(params.table, ctx.job_id, ctx.attempt)
     try:
-        _, version = await assets.add_version(
-            params.table,
-            content,
-            expected_latest=params.expected_latest,
-            job_id=ctx.job_id,
-            status=AssetStatus.ACTIVE,
-        )
-    except VersionConflict:
-        if (done := await _made_by(assets, actor, params, ctx.job_id)) is None:
-            raise
-        return done  # an earlier run of this job got there first (it wrote the same key)
-    return version
+        key = prefix + PART_NAME
+        size = await blobs.put(key, _chunks(dest))
+        content = {
+            "format": "parquet",
+            "schema": columns,
+            "row_count": written.row_count,
+            "bytes": size,
+            "parts": [key],
+            "source": {"sql": params.sql, "tables": resolved.described},
+            "stats": prefix + STATS_FILE,
+        }
+        try:
+            _, version = await assets.add_version(
+                params.table,
+                content,
+                expected_latest=params.expected_latest,
+                job_id=ctx.job_id,
+                status=AssetStatus.ACTIVE,
+            )
+        except VersionConflict:
+            if (done := await _made_by(assets, actor, params, ctx.job_id)) is None:
+                raise
+            # An earlier attempt of this job got there first (stalled, not killed): ours is garbage.
+            await blobs.delete_prefix(prefix)
+            await _drop_earlier(blobs, ctx, done)
+            return done, None
+    except BaseException:
+        # Only this attempt's own prefix: another attempt of the job may still add its version.
+        with anyio.CancelScope(shield=True):
+            await blobs.delete_prefix(prefix)
+        raise
+    await _drop_earlier(blobs, ctx, version)
+    return version, [dest]
+
+
+async def _drop_earlier(blobs: BlobStore, ctx: JobContext, version: AssetVersion) -> None:
+    """Delete what the earlier attempts of this job left, but the prefix of ``version`` (the
+    job's; none of them can add one any more). A failure leaves garbage, not a broken table."""
+    content = TableContent.of(version.content)
+    keep = [*content.parts, *([content.stats] if content.stats else [])]
+    try:
+        await drop_earlier_attempts(blobs, version.asset_id, ctx.job_id, ctx.attempt, keep=keep)
+    except Exception as exc:
+        log.warning("table_attempts_not_dropped", table=version.asset_id, error=type(exc).__name__)
 
 
 async def _made_by(
@@ -245,10 +284,18 @@ async def _made_by(
 
 
 async def _finish(
-    assets: Assets, lineage: LineageEvents, job_id: str, sql: str, version: AssetVersion
+    assets: Assets,
+    blobs: BlobStore,
+    lineage: LineageEvents,
+    ctx: JobContext,
+    sql: str,
+    version: AssetVersion,
+    paths: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """Record the lineage (again, harmlessly, on a retry), tell lineage tools, and answer the
-    job's result."""
+    """Record the lineage (again, harmlessly, on a retry), tell lineage tools, compute the
+    statistics unless done (``paths``: the local part, when this attempt wrote it), and answer
+    the job's result."""
+    job_id = ctx.job_id
     read = version.content["source"]["tables"]
     inputs = sorted({(asset_id, number) for asset_id, number in read.values()})
     await assets.record_lineage(job_id=job_id, inputs=inputs, outputs=[(version.asset_id, version.version)])
@@ -259,6 +306,8 @@ async def _finish(
         asset_id=version.asset_id, version=version.version, fields=table_fields(version.content)
     )
     await lineage.emit(_event("COMPLETE", job_id, sql, read_datasets, output))
+    content = TableContent.of(version.content)
+    await complete_stats(ctx, blobs, version.asset_id, content, paths, start=_QUERY_SHARE)
     return {
         "table": version.asset_id,
         "version": version.version,

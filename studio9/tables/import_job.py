@@ -9,15 +9,20 @@ with ``{table, file, options, expected_latest}``. The run, acting as the job's o
    version (a worker killed after the compare-and-set), the import is not redone: only lineage
    and statistics are completed. So a retried job ends with exactly one version;
 2. imports the file into the run's scratch directory (``importing.import_table``, in a thread,
-   progress 0-80 %, a cancel stops it at the next block), uploads the parts to
-   ``tables/<table>/<job id>/`` and, in skip mode, ``rejected.csv`` as the job's output;
-3. adds the version with a compare-and-set on ``expected_latest`` (status ``active``) and records
-   the lineage edge (file asset, 1) → (table, version);
-4. computes the column statistics into ``stats.json`` beside the parts (a failure there writes
-   ``stats-error.json``; the table stays readable, its stats are ``error``).
+   progress 0-80 %, a cancel stops it at the next block), uploads the parts to the attempt's own
+   ``tables/<table>/<job id>/<attempt>/`` and, in skip mode, ``rejected.csv`` as the job's output;
+3. adds the version with a compare-and-set on ``expected_latest`` (status ``active``), deletes
+   what earlier attempts of the job left (killed ones: ``drop_earlier_attempts``) and records
+   the lineage edge (file asset, 1) → (table, version). An attempt that loses the
+   compare-and-set to an earlier attempt of the same job (one stalled, not killed) deletes its
+   own prefix and is done as in step 1;
+4. computes the column statistics into ``stats.json`` beside the parts
+   (``studio9.tables.stats_job.complete_stats``: a failure there writes ``stats-error.json``;
+   the table stays readable, its stats are ``error``).
 
-A failure before step 3 removes what the run uploaded and, unless another attempt will follow
-(a read error, ``OSError``, with attempts left), marks the table ``error`` with the message
+A failure before step 3 removes what this attempt uploaded (only its own prefix: another attempt
+of the job may still be running) and, unless another attempt will follow (a read error,
+``OSError``, with attempts left), marks the table ``error`` with the message
 (``row 3, column 'age': …``): nothing of a failed import is readable.
 
 OpenLineage run events go to the ``LineageEvents`` given: START once the table is read, COMPLETE
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -36,7 +42,7 @@ import attrs
 import msgspec
 
 from studio9.auth.domain import Principal, Role
-from studio9.catalog.domain import AssetKind, AssetStatus, AssetVersion, VersionConflict
+from studio9.catalog.domain import AssetKind, AssetNotFound, AssetStatus, AssetVersion, VersionConflict
 from studio9.catalog.ports import Assets, LineageDataset, LineageEvents, run_event, table_fields
 from studio9.errors import Conflict, InvalidInput, Studio9Error
 from studio9.files.ports import BlobStore
@@ -45,13 +51,11 @@ from studio9.jobs.ports import JobContext, JobType
 from studio9.tables.content import (
     STATS_FILE,
     TableContent,
+    attempt_prefix,
+    drop_earlier_attempts,
     file_chunks,
-    local_parts,
-    one_chunk,
-    run_prefix,
-    stats_error_key,
-    stats_status,
 )
+from studio9.tables.stats_job import complete_stats
 from studio9.tables.values import DEFAULT_NULLS, ImportOptions, ImportResult
 
 __all__ = [
@@ -150,31 +154,35 @@ class _Import:
         params: TableImportParams,
     ) -> None:
         self.assets, self.blobs, self.lineage, self.ctx, self.params = assets, blobs, lineage, ctx, params
-        self.prefix = run_prefix(params.table, ctx.job_id)
+        self.prefix = attempt_prefix(params.table, ctx.job_id, ctx.attempt)
         self.table: LineageDataset | None = None
 
     async def run(self) -> dict[str, Any]:
-        asset, latest = await self.assets.read(owner_of(self.ctx), self.params.table)
+        asset = await self.assets.get(owner_of(self.ctx), self.params.table)
         if asset.kind is not AssetKind.TABLE:
             raise InvalidInput(f"asset {asset.id!r} is not a table", field="params.table")
         if asset.latest_version != self.params.expected_latest:
-            return await self._already_done(asset.latest_version, latest)
+            return await self._already_done(await self._own_version())
         self.table = LineageDataset(asset_id=asset.id, name=asset.name, owner=asset.owner_id)
         await self._emit("START")
-        # What a killed attempt of this job uploaded (no version points to it: see above).
-        await self.blobs.delete_prefix(self.prefix)
+        # Nothing of another attempt is deleted before the version is added: an earlier one
+        # may be stalled, not dead, and still add its version (see the module doc).
         try:
             result, content = await self._import()
-            _, version = await self._add_version(content)
+            version, won = await self._add_version(content)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self._failed(exc)
             raise
+        if not won:  # an earlier attempt of this job added it meanwhile: ours is garbage
+            await self.blobs.delete_prefix(self.prefix)
+            return await self._already_done(version)
+        await self._drop_earlier_attempts(())
         await self.assets.record_lineage(
             job_id=self.ctx.job_id, inputs=[(self.params.file, 1)], outputs=[(asset.id, version.version)]
         )
         await self._emit("COMPLETE", version)
-        await self._stats(content, result.parts)
+        await complete_stats(self.ctx, self.blobs, asset.id, content, result.parts, start=IMPORT_SHARE)
         return _summary(asset.id, version.version, content, result.rejected_count)
 
     async def _import(self) -> tuple[ImportResult, TableContent]:
@@ -206,9 +214,11 @@ class _Import:
         )
         return result, content
 
-    async def _add_version(self, content: TableContent) -> tuple[Any, AssetVersion]:
+    async def _add_version(self, content: TableContent) -> tuple[AssetVersion, bool]:
+        """``(the version, whether this attempt added it)``: not when an earlier attempt of this
+        job added it first. Raises Conflict when another writer did."""
         try:
-            return await self.assets.add_version(
+            _, version = await self.assets.add_version(
                 self.params.table,
                 content.to_json(),
                 expected_latest=self.params.expected_latest,
@@ -216,9 +226,33 @@ class _Import:
                 status=AssetStatus.ACTIVE,
             )
         except VersionConflict:
-            raise Conflict(
-                f"table {self.params.table!r} changed while it was being imported; nothing was added"
-            ) from None
+            return await self._own_version(), False
+        return version, True
+
+    async def _own_version(self) -> AssetVersion:
+        """The version after ``expected_latest``, added by an earlier attempt of this job.
+        Raises Conflict when another writer added it (or none is there)."""
+        at = self.params.expected_latest + 1
+        with contextlib.suppress(AssetNotFound):
+            _, version = await self.assets.read(owner_of(self.ctx), self.params.table, at)
+            if version is not None and version.job_id == self.ctx.job_id:
+                return version
+        raise Conflict(
+            f"table {self.params.table!r} changed since the import was submitted (at version"
+            f" {self.params.expected_latest}); nothing was added"
+        )
+
+    async def _drop_earlier_attempts(self, keep: Sequence[str]) -> None:
+        """What killed attempts of this job left (the version is added: none of them can add
+        one any more). A failure here leaves garbage, not a broken table: logged, not raised."""
+        try:
+            await drop_earlier_attempts(
+                self.blobs, self.params.table, self.ctx.job_id, self.ctx.attempt, keep=keep
+            )
+        except Exception as exc:
+            self.ctx.log.warning(
+                "table_attempts_not_dropped", table=self.params.table, error=type(exc).__name__
+            )
 
     async def _failed(self, exc: BaseException) -> None:
         """Remove what this run uploaded; mark the table ``error`` unless another attempt follows."""
@@ -233,23 +267,20 @@ class _Import:
                 self.params.table, AssetStatus.ERROR, f"import failed: {message}"[:2000]
             )
 
-    async def _already_done(self, at: int, latest: AssetVersion | None) -> dict[str, Any]:
-        """An earlier attempt of this job added the version: finish its lineage and statistics."""
-        if latest is None or latest.job_id != self.ctx.job_id or at != self.params.expected_latest + 1:
-            raise Conflict(
-                f"table {self.params.table!r} is at version {at}, not {self.params.expected_latest} as when"
-                " the import was submitted; nothing was added"
-            )
-        self.ctx.log.info("table_import_already_done", table=self.params.table, version=at)
-        content = TableContent.of(latest.content)
+    async def _already_done(self, version: AssetVersion) -> dict[str, Any]:
+        """An earlier attempt of this job added ``version``: finish its lineage and statistics,
+        and delete what the other earlier attempts left."""
+        self.ctx.log.info("table_import_already_done", table=self.params.table, version=version.version)
+        content = TableContent.of(version.content)
+        await self._drop_earlier_attempts([*content.parts, *([content.stats] if content.stats else [])])
         await self.assets.record_lineage(
-            job_id=self.ctx.job_id, inputs=[(self.params.file, 1)], outputs=[(self.params.table, at)]
+            job_id=self.ctx.job_id,
+            inputs=[(self.params.file, 1)],
+            outputs=[(self.params.table, version.version)],
         )
-        await self._emit("COMPLETE", latest)
-        if (await stats_status(self.blobs, content.stats))[0] == "pending":
-            async with local_parts(self.blobs, content.parts) as paths:
-                await self._stats(content, paths)
-        return _summary(self.params.table, at, content, None)
+        await self._emit("COMPLETE", version)
+        await complete_stats(self.ctx, self.blobs, self.params.table, content, start=IMPORT_SHARE)
+        return _summary(self.params.table, version.version, content, None)
 
     async def _emit(
         self,
@@ -272,29 +303,6 @@ class _Import:
                 error=error,
             )
         )
-
-    async def _stats(self, content: TableContent, paths: Any) -> None:
-        """Column statistics into ``content.stats``; a failure is recorded, not raised: the table
-        is there and readable (a cancel during this step is not honoured either, for that reason)."""
-        from studio9.tables.reading import column_stats
-
-        assert content.stats is not None
-        ctx = self.ctx
-
-        def progress(fraction: float) -> None:
-            with contextlib.suppress(Exception):
-                ctx.report(IMPORT_SHARE + (1 - IMPORT_SHARE) * fraction)
-
-        try:
-            stats = await ctx.in_thread(
-                functools.partial(column_stats, list(paths), content.schema, progress=progress)
-            )
-            await self.blobs.put(content.stats, one_chunk(msgspec.json.encode(stats)))
-        except Exception as exc:
-            ctx.log.warning("table_stats_failed", table=self.params.table, error=type(exc).__name__)
-            message = exc.message if isinstance(exc, Studio9Error) else type(exc).__name__
-            error = msgspec.json.encode({"error": message})
-            await self.blobs.put(stats_error_key(content.stats), one_chunk(error))
 
 
 def _summary(table: str, version: int, content: TableContent, rejected: int | None) -> dict[str, Any]:

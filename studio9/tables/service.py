@@ -23,20 +23,18 @@ from studio9.catalog.domain import Asset, AssetKind, AssetNotFound, AssetStatus,
 from studio9.errors import Conflict, InvalidInput, PermissionDenied
 from studio9.files.domain import FileNotFound
 from studio9.files.ports import BlobStore, FileRecords
-from studio9.ids import new_id
 from studio9.jobs.domain import Job
 from studio9.tables.content import (
-    STATS_FILE,
     StatsStatus,
     TableContent,
     local_parts,
     read_blob,
-    run_prefix,
     stats_status,
 )
 from studio9.tables.import_job import IMPORT_JOB, ImportOptionsParams
 from studio9.tables.ports import JobSubmitter, TableCatalog
 from studio9.tables.resolving import TableResolver
+from studio9.tables.stats_job import fresh_stats, submit_stats
 from studio9.tables.values import ORDERED_TYPES, DistinctValues, RowsPage, VariableType
 
 log = structlog.get_logger()
@@ -170,7 +168,10 @@ class TableService:
         columns: Sequence[ColumnChange] = (),
     ) -> TableView:
         """Rename or describe the table; a column change (display name, variable type) is a new
-        version sharing the parts and statistics of the latest one (see ``studio9.tables.content``).
+        version sharing the parts of the latest one (see ``studio9.tables.content``). A
+        display-name change shares its statistics too; a variable-type change gets fresh ones,
+        ``pending`` until the ``tables.stats`` job submitted here writes them (a submit that
+        fails makes them ``error``: ``studio9.tables.stats_job.submit_stats``).
 
         Raises TableNotFound, PermissionDenied, InvalidInput, AssetNameTaken, TableNotReady
         (column changes of a table without data), Conflict (a concurrent version).
@@ -183,25 +184,42 @@ class TableService:
             if view.content is None or view.version is None:
                 raise TableNotReady(view.asset)
             content = _changed(view.content, columns)
-            await self.assets.add_version(
+            retyped = [c.variable_type for c in content.schema] != [
+                c.variable_type for c in view.content.schema
+            ]
+            if retyped:  # the statistics record each column's variable type: recompute them
+                stats_job, stats_key = fresh_stats(asset.id)
+                content = attrs.evolve(content, stats=stats_key)
+            _, added = await self.assets.add_version(
                 asset.id, content.to_json(), expected_latest=view.version.version, job_id=None
             )
+            if retyped:  # submitted once the version exists, so the job finds what it computes
+                await submit_stats(
+                    self.jobs,
+                    self.blobs,
+                    actor,
+                    asset.id,
+                    added.version,
+                    job_id=stats_job,
+                    stats_key=stats_key,
+                )
         if name is not None or description is not None:
             await self.assets.update(actor, asset.id, name=name, description=description)
         return await self.get(actor, table_id)
 
     async def copy(self, actor: Principal, table_id: str, *, name: str | None = None) -> Asset:
-        """A new table holding the latest version's data, with a lineage edge from it.
+        """A new table whose first version is the latest version of this one, with a lineage edge
+        from it (a job-less edge: what marks a copy).
 
-        The parts are copied, blob by blob: each table owns exactly the blobs under its own
-        prefix, so deleting either (even forced) never takes the other's data, and the catalog
-        needs no reference counts. The price is the copy's bytes and time (done in the request).
+        Copy-on-write: the copy's version names the same Parquet parts and statistics, so a copy
+        costs no bytes and no time whatever the table's size. A later change writes the copy's
+        own blobs under its own prefix (new statistics after a variable-type change); deleting
+        either table keeps what the other still holds (``studio9.tables.content.TableBlobs``).
         Raises TableNotFound, TableNotReady, AssetNameTaken.
         """
         view = await self.get(actor, table_id)
         if view.content is None or view.version is None:
             raise TableNotReady(view.asset)
-        source = view.content
         copy = await self.assets.create(
             owner_id=actor.user_id,
             kind=AssetKind.TABLE,
@@ -210,32 +228,29 @@ class TableService:
             description=view.asset.description,
             in_library=True,
         )
-        prefix = run_prefix(copy.id, new_id())
+        content = attrs.evolve(
+            view.content, source={"copy_of": {"table": view.asset.id, "version": view.version.version}}
+        )
         try:
-            parts = []
-            for key in source.parts:
-                parts.append(prefix + key.rpartition("/")[2])
-                await self.blobs.put(parts[-1], await self.blobs.open(key))
-            stats = prefix + STATS_FILE
-            if view.stats == "done" and source.stats is not None:
-                await self.blobs.put(stats, await self.blobs.open(source.stats))
-            content = attrs.evolve(
-                source,
-                parts=tuple(parts),
-                stats=stats,
-                source={"copy_of": {"table": view.asset.id, "version": view.version.version}},
-            )
             done, version = await self.assets.add_version(
                 copy.id, content.to_json(), expected_latest=0, status=AssetStatus.ACTIVE
             )
+            await self.assets.record_lineage(
+                job_id=None,
+                inputs=[(view.asset.id, view.version.version)],
+                outputs=[(copy.id, version.version)],
+            )
+            # A delete of the source looks for copies after removing its record: the source
+            # still there now means that look will find this one; gone, its blobs may be too.
+            await self._table(actor, view.asset.id)
+        except TableNotFound:
+            with anyio.CancelScope(shield=True):
+                await self.assets.set_status(copy.id, AssetStatus.ERROR, "the source was deleted")
+            raise Conflict(f"table {table_id!r} was deleted while it was being copied") from None
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self.blobs.delete_prefix(prefix)
                 await self.assets.set_status(copy.id, AssetStatus.ERROR, "the copy failed")
             raise
-        await self.assets.record_lineage(
-            job_id=None, inputs=[(view.asset.id, view.version.version)], outputs=[(copy.id, version.version)]
-        )
         log.info("table_copied", table_id=view.asset.id, copy_id=copy.id)
         return done
 

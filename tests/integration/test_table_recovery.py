@@ -5,7 +5,9 @@ The worker is frozen (SIGSTOP) and thawed in turn until the database says it hol
 ``tables.import`` job and its scratch directory holds the import's staging directory; then it is
 killed. The freezing also slows the import down, so no big file is needed to catch it mid-way.
 A second worker takes the job once the lease expires. The job must complete with exactly one
-table version holding every row once, and the table's blobs must be only what that version names.
+table version holding every row once, and the table's blobs must be only what that version names:
+each attempt writes under ``tables/<table>/<job>/<attempt>/``, and the attempt that adds the
+version deletes what the killed one left under ``<job>/1/``.
 """
 
 from __future__ import annotations
@@ -64,12 +66,12 @@ def test_a_worker_killed_during_a_table_import_leaves_exactly_one_version(
         created = client.post("/api/v1/tables", json={"name": "big", "file": uploaded.json()["id"]})
         assert created.status_code == 202, created.text
         table_id, job_id = created.json()["table"]["id"], created.json()["job"]["id"]
-        run_prefix = blobs / "tables" / table_id / job_id
+        first_attempt = blobs / "tables" / table_id / job_id / "1"
 
         _kill_mid_import(doomed, worker_id, job_id, data_dir / "scratch" / job_id, postgres_url)
         # Killed before its upload, the attempt left no part; plant one as a kill during the
-        # upload would have: the retry writes the same prefix and must start it clean.
-        orphan = run_prefix / "part-00042.parquet"
+        # upload would have: the attempt that adds the version must delete it.
+        orphan = first_attempt / "part-00042.parquet"
         orphan.parent.mkdir(parents=True, exist_ok=True)
         orphan.write_bytes(b"half a part from the killed attempt")
         processes.append(start("worker", env=env, log=tmp_path / "worker1.log"))
@@ -96,10 +98,14 @@ def test_a_worker_killed_during_a_table_import_leaves_exactly_one_version(
         stored = {
             p.relative_to(blobs).as_posix() for p in (blobs / "tables" / table_id).rglob("*") if p.is_file()
         }
-        assert content["parts"] and all(
-            p.startswith(f"tables/{table_id}/{job_id}/") for p in content["parts"]
-        )
+        # All under one later attempt's prefix (the last, or a stalled one that still won).
+        assert content["parts"], content
+        winner = content["parts"][0].rpartition("/")[0] + "/"
+        assert winner.startswith(f"tables/{table_id}/{job_id}/") and winner.count("/") == 4, winner
+        assert 2 <= int(winner.split("/")[3]) <= job["attempt"], (winner, job)
+        assert all(p.startswith(winner) for p in content["parts"]), content["parts"]
         assert stored == {*content["parts"], content["stats"]}, stored
+        assert not orphan.exists() and not first_attempt.exists()
         # The retry's run (same job id, same data dir) removed what the killed one left in scratch.
         assert not (data_dir / "scratch" / job_id).exists()
     finally:
