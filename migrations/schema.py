@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.access_store import sql_models as access_rows
+from adapters.audit_log import sql_models as audit_rows
 from adapters.catalog_store import sql_models as catalog_rows
 from adapters.config_store import sql_models as config_rows
 from adapters.file_records import sql_models as file_rows
@@ -28,6 +30,8 @@ _TABLE_MODULES = (
     config_rows,
     stream_rows,
     catalog_rows,
+    access_rows,
+    audit_rows,
 )
 
 metadata = Base.metadata
