@@ -173,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     role.add_argument("--admin", action="store_true", help="give the user the admin role")
     role.add_argument("--service", action="store_true", help="a service account (for workers): token only")
     create.add_argument("--password-stdin", action="store_true", help="read a password from standard input")
+    create.add_argument("--email", help="the user's email: shares made to it are theirs from the start")
     create.set_defaults(run=_run_users_create)
     listing = user_commands.add_parser(
         "list", parents=common, help="list users", description="List every user."
@@ -348,7 +349,9 @@ def _run_users_create(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> str:
         async with build(settings) as container:
-            _, token = await container.auth.create_user(None, args.name, role=role, password=password)
+            _, token = await container.auth.create_user(
+                None, args.name, role=role, password=password, email=args.email
+            )
             return token.secret
 
     secret = asyncio.run(run())

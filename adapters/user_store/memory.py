@@ -13,7 +13,7 @@ from datetime import datetime
 
 import attrs
 
-from studio9.auth.domain import ApiToken, TokenNotFound, User, UsernameTaken, UserNotFound
+from studio9.auth.domain import ApiToken, EmailTaken, TokenNotFound, User, UsernameTaken, UserNotFound
 
 
 @attrs.define
@@ -33,6 +33,8 @@ class MemoryUserStore:
         with self._t.lock:
             if any(u.username == user.username for u in self._t.users.values()):
                 raise UsernameTaken(user.username)
+            if user.email is not None and any(u.email == user.email for u in self._t.users.values()):
+                raise EmailTaken()
             self._t.users[user.id] = user
 
     async def get(self, user_id: str) -> User:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.user_store.sql_models import ApiTokenRow, UserRow
-from studio9.auth.domain import ApiToken, Role, TokenNotFound, User, UsernameTaken, UserNotFound
+from studio9.auth.domain import ApiToken, EmailTaken, Role, TokenNotFound, User, UsernameTaken, UserNotFound
 
 
 class SqlUserStore:
@@ -21,7 +21,9 @@ class SqlUserStore:
         try:
             async with self._sessions.begin() as session:
                 session.add(_user_row(user))
-        except IntegrityError:
+        except IntegrityError as exc:
+            if user.email is not None and "email" in str(exc.orig).lower():
+                raise EmailTaken() from None
             raise UsernameTaken(user.username) from None
 
     async def get(self, user_id: str) -> User:
@@ -127,6 +129,7 @@ def _user_row(user: User) -> UserRow:
         failed_logins=user.failed_logins,
         locked_until=user.locked_until,
         created_at=user.created_at,
+        email=user.email,
     )
 
 
@@ -139,6 +142,7 @@ def _user(row: UserRow) -> User:
         password_hash=row.password_hash,
         failed_logins=row.failed_logins,
         locked_until=row.locked_until,
+        email=row.email,
     )
 
 

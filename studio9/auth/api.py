@@ -58,12 +58,15 @@ class MeOut(msgspec.Struct):
     role: str
     token_id: str
     token_expires_at: datetime
+    email: str | None = None
 
 
 class UserIn(msgspec.Struct, forbid_unknown_fields=True):
     username: Annotated[str, msgspec.Meta(min_length=1, max_length=63)]
     role: Role = Role.USER
     password: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+    #: Shares made to this address before the user existed are theirs from the start.
+    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
 
 
 class UserOut(msgspec.Struct):
@@ -72,6 +75,7 @@ class UserOut(msgspec.Struct):
     role: str
     created_at: datetime
     has_password: bool
+    email: str | None = None
 
     @classmethod
     def from_domain(cls, user: User) -> "UserOut":
@@ -81,6 +85,7 @@ class UserOut(msgspec.Struct):
             role=user.role.value,
             created_at=user.created_at,
             has_password=user.password_hash is not None,
+            email=user.email,
         )
 
 
@@ -112,6 +117,7 @@ class AuthController(Controller):
             role=principal.role.value,
             token_id=principal.token_id,
             token_expires_at=principal.token_expires_at,
+            email=principal.email,
         )
 
     @get("/tokens", operation_id="ListTokens")
@@ -145,7 +151,7 @@ class UserController(Controller):
     ) -> CreatedUserOut:
         """Create a user (admin only) and a first token for it, shown once."""
         user, token = await auth_service.create_user(
-            principal, data.username, role=data.role, password=data.password
+            principal, data.username, role=data.role, password=data.password, email=data.email
         )
         return CreatedUserOut(user=UserOut.from_domain(user), token=TokenOut.from_domain(token))
 

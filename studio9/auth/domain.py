@@ -13,6 +13,7 @@ from studio9.errors import Conflict, InvalidInput, NotFound
 USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 1024  # argon2 is fine with long inputs; this bounds the work per request
+MAX_EMAIL_LENGTH = 320  # RFC 5321's 64-octet local part, "@" and 255-octet domain
 
 
 class Role(enum.StrEnum):
@@ -33,6 +34,8 @@ class User:
     password_hash: str | None = attrs.field(default=None, repr=False)
     failed_logins: int = 0
     locked_until: datetime | None = None
+    #: Normalised (``normalise_email``), unique; what a share to an email address reaches.
+    email: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -73,6 +76,8 @@ class Principal:
     role: Role
     token_id: str
     token_expires_at: datetime
+    #: The user's email (normalised), if they have one: shares to it are theirs.
+    email: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -87,6 +92,34 @@ class UserNotFound(NotFound):
 class UsernameTaken(Conflict):
     def __init__(self, username: str) -> None:
         super().__init__(f"username {username!r} is taken", field="username")
+
+
+class EmailTaken(Conflict):
+    def __init__(self) -> None:
+        # The address is not repeated: whose it is, is not the caller's to learn.
+        super().__init__("another user has this email address", field="email")
+
+
+def normalise_email(text: str) -> str:
+    """The one spelling of an email address that Studio9 stores and compares: trimmed and
+    case-folded (a share to ``Ada@Example.org`` reaches the user created as ``ada@example.org``;
+    strictly the local part may be case-sensitive, but no mail system in use treats it so).
+
+    Raises InvalidInput (field ``email``) unless it is ``local@domain`` with text on both sides,
+    no spaces, at most 320 characters.
+    """
+    email = text.strip().casefold()
+    local, at, domain = email.rpartition("@")
+    if (
+        not at
+        or not local
+        or "." not in domain.strip(".")
+        or len(email) > MAX_EMAIL_LENGTH
+        or any(c.isspace() for c in email)
+        or "@" in local
+    ):
+        raise InvalidInput("not an email address (name@domain)", field="email")
+    return email
 
 
 class TokenNotFound(NotFound):

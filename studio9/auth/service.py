@@ -23,6 +23,7 @@ from studio9.auth.domain import (
     UserNotFound,
     check_password,
     check_username,
+    normalise_email,
 )
 from studio9.auth.passwords import Argon2PasswordHasher
 from studio9.auth.ports import OwnedWork, PasswordHasher, TokenStore, UserStore
@@ -184,6 +185,7 @@ class AuthService:
             role=user.role,
             token_id=token.id,
             token_expires_at=token.expires_at,
+            email=user.email,
         )
         self._cache.put(key, principal)
         return principal
@@ -203,18 +205,36 @@ class AuthService:
     # -- users ---------------------------------------------------------------------------
 
     async def create_user(
-        self, actor: Principal | None, username: str, *, role: Role = Role.USER, password: str | None = None
+        self,
+        actor: Principal | None,
+        username: str,
+        *,
+        role: Role = Role.USER,
+        password: str | None = None,
+        email: str | None = None,
     ) -> tuple[User, IssuedToken]:
-        """Create a user and a first token for it. ``actor`` None means the local operator (CLI)."""
+        """Create a user and a first token for it. ``actor`` None means the local operator (CLI).
+        Shares made earlier to ``email`` are theirs from the start (see ``studio9.access``).
+
+        Raises PermissionDenied, InvalidInput, UsernameTaken, EmailTaken.
+        """
         if actor is not None:
             require_admin(actor)
         check_username(username)
+        email = normalise_email(email) if email is not None else None
         if password is not None:
             if role is Role.SERVICE:
                 raise Conflict("service accounts authenticate with tokens only", field="password")
             check_password(password)
         encoded = await self.hasher.hash(password) if password is not None else None
-        user = User(id=new_id(), username=username, role=role, created_at=self.clock(), password_hash=encoded)
+        user = User(
+            id=new_id(),
+            username=username,
+            role=role,
+            created_at=self.clock(),
+            password_hash=encoded,
+            email=email,
+        )
         await self.users.add(user)
         log.info("user_created", user_id=user.id, role=role.value, by=actor.user_id if actor else "cli")
         return user, await self.issue_token(user)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from studio9.auth.domain import ApiToken, Role, TokenNotFound, User, UsernameTaken, UserNotFound
+from studio9.auth.domain import ApiToken, EmailTaken, Role, TokenNotFound, User, UsernameTaken, UserNotFound
 from studio9.ids import new_id
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -50,6 +50,18 @@ async def test_duplicate_username_raises_username_taken(database: Any) -> None:
     with pytest.raises(UsernameTaken):
         await database.users.add(_user("ada"))
     assert await database.users.count() == 1
+
+
+async def test_an_email_reads_back_and_belongs_to_one_user(database: Any) -> None:
+    ada = _user("ada", email="ada@example.org")
+    await database.users.add(ada)
+    assert (await database.users.get(ada.id)).email == "ada@example.org"
+    with pytest.raises(EmailTaken):
+        await database.users.add(_user("ada2", email="ada@example.org"))
+    # Users without an email are many.
+    await database.users.add(_user("bob"))
+    await database.users.add(_user("cy"))
+    assert await database.users.count() == 3
 
 
 async def test_unknown_user_raises_not_found(database: Any) -> None:

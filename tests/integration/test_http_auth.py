@@ -178,6 +178,30 @@ async def test_duplicate_username_is_409(
     _is_problem(response, 409)
 
 
+async def test_a_users_email_is_normalised_unique_and_theirs_to_see(
+    client: AsyncTestClient[Litestar], admin_headers: dict[str, str]
+) -> None:
+    created = await client.post(
+        "/api/v1/users", headers=admin_headers, json={"username": "ada", "email": " Ada@Example.ORG "}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["user"]["email"] == "ada@example.org"
+    token = created.json()["token"]["token"]
+    me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["email"] == "ada@example.org"
+    taken = await client.post(
+        "/api/v1/users", headers=admin_headers, json={"username": "ada2", "email": "ADA@example.org"}
+    )
+    _is_problem(taken, 409)
+    assert "ada@example.org" not in taken.text
+    for bad in ("ada", "@example.org", "ada@", "a da@example.org", "ada@localhost"):
+        refused = await client.post(
+            "/api/v1/users", headers=admin_headers, json={"username": "cy", "email": bad}
+        )
+        _is_problem(refused, 422)
+        assert "email" in {e["field"] for e in refused.json()["errors"]}, bad
+
+
 async def test_service_account_gets_a_token_and_no_password(
     client: AsyncTestClient[Litestar], admin_headers: dict[str, str]
 ) -> None:
