@@ -6,6 +6,7 @@ own kinds write their assets' content through ``CatalogService``; the catalog ne
 """
 
 from studio9.catalog.domain import (
+    Access,
     Asset,
     AssetHasDependents,
     AssetKind,
@@ -16,13 +17,13 @@ from studio9.catalog.domain import (
     Direction,
     LineageEdge,
     LineageGraph,
-    can_read,
-    can_write,
+    owner_access,
 )
 from studio9.catalog.ports import CatalogStore, KindHandler
 from studio9.catalog.service import CatalogService
 
 __all__ = [
+    "Access",
     "Asset",
     "AssetHasDependents",
     "AssetKind",
@@ -36,6 +37,5 @@ __all__ = [
     "KindHandler",
     "LineageEdge",
     "LineageGraph",
-    "can_read",
-    "can_write",
+    "owner_access",
 ]

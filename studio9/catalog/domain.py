@@ -296,14 +296,21 @@ def check_next_version(version: AssetVersion, expected_latest: int) -> None:
 # -- access ------------------------------------------------------------------------------------
 
 
-def can_read(actor: Principal, asset: Asset) -> bool:
-    """Whether ``actor`` may see ``asset``; one who may not is told it does not exist (404).
+class Access(enum.IntEnum):
+    """What a caller may do with an asset; each level includes those below it.
 
-    Today an asset is its owner's alone (admins see everything), as files and jobs are.
+    ``READ``: see it (below that: it does not exist for them, a 404, so ids cannot be probed);
+    ``WRITE``: change its content and description; ``OWN``: also share, delete and hand it over
+    (its owner, and admins). The policy deciding it is ``studio9.catalog.ports.AccessRule``.
     """
-    return actor.is_admin or asset.owner_id == actor.user_id
+
+    NONE = 0
+    READ = 1
+    WRITE = 2
+    OWN = 3
 
 
-def can_write(actor: Principal, asset: Asset) -> bool:
-    """Whether ``actor`` may change or delete ``asset`` (owner or admin)."""
-    return actor.is_admin or asset.owner_id == actor.user_id
+def owner_access(actor: Principal, asset: Asset) -> Access:
+    """The part of the rule that needs no lookup: owners and admins own; others get NONE here
+    (what they were granted is the ``AccessRule``'s to find)."""
+    return Access.OWN if actor.is_admin or asset.owner_id == actor.user_id else Access.NONE

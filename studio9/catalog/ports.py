@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from studio9.auth.domain import Principal
 from studio9.catalog.domain import (
+    Access,
     Asset,
     AssetChanges,
     AssetKind,
@@ -126,6 +127,18 @@ class CatalogStore(Protocol):
         ``limit``, oldest first."""
 
 
+class AccessRule(Protocol):
+    """**Protocol:** the one access policy, as the catalog applies it to every asset it hands out.
+
+    ``studio9.access.policy.AccessPolicy`` implements it (ownership, shares to the user, their
+    groups or their email, project memberships); the composition root passes it in. Without
+    one, ``CatalogService`` uses ``OwnersOnly``: every asset is its owner's alone.
+    """
+
+    async def access(self, actor: Principal, assets: Sequence[Asset]) -> Sequence[Access]:
+        """What ``actor`` may do with each of ``assets``, in their order (one lookup for all)."""
+
+
 class KindHandler(Protocol):
     """**Protocol:** what the context owning a kind does when the catalog deletes an asset of it.
 
@@ -191,6 +204,10 @@ class Assets(Protocol):
 
     async def get(self, actor: Principal, asset_id: str) -> Asset:
         """Raises AssetNotFound (also for an asset ``actor`` may not read)."""
+
+    async def writable(self, actor: Principal, asset_id: str) -> Asset:
+        """The asset, if ``actor`` may change its content. Raises AssetNotFound (may not read
+        it), PermissionDenied (may read it, not change it)."""
 
     async def read(
         self, actor: Principal, asset_id: str, version: int | None = None

@@ -1,9 +1,11 @@
 """Use cases of the catalog: read, list, change and delete assets; record and traverse lineage.
 
-Two kinds of caller. People, through the routes, act as a ``Principal`` and meet the access
-rule of ``studio9.catalog.domain`` (``can_read`` / ``can_write``): an asset they may not read is
-not found. The contexts that own a kind (files, tables…) create assets, add versions and
-record lineage on their users' behalf, having checked access to their own content already.
+Two kinds of caller. People, through the routes, act as a ``Principal`` and meet the one access
+policy (``AccessRule``: ``Access`` levels of ``studio9.catalog.domain``): an asset they may not
+read is not found, one they may read but not change is a PermissionDenied (403) on writes, and
+only its owner (or an admin) deletes it. The contexts that own a kind (files, tables…) create
+assets, add versions and record lineage on their users' behalf, having checked access to their
+own content already.
 
 Deleting an asset others were derived from is refused (AssetHasDependents, listing them) unless
 forced; a forced delete leaves the dependents' lineage edges pointing to the deleted asset,
@@ -23,6 +25,7 @@ import structlog
 from studio9.auth.domain import Principal
 from studio9.catalog.copies import all_versions, content_holders
 from studio9.catalog.domain import (
+    Access,
     Asset,
     AssetChanges,
     AssetHasDependents,
@@ -34,14 +37,13 @@ from studio9.catalog.domain import (
     LineageEdge,
     LineageGraph,
     LineageNode,
-    can_read,
-    can_write,
     check_depth,
     check_description,
     check_name,
     check_tags,
+    owner_access,
 )
-from studio9.catalog.ports import CatalogStore, KindHandler
+from studio9.catalog.ports import AccessRule, CatalogStore, KindHandler
 from studio9.errors import InvalidInput, PermissionDenied
 from studio9.ids import new_id
 
@@ -58,10 +60,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class OwnersOnly:
+    """The ``AccessRule`` without sharing: an asset is its owner's (and admins') alone."""
+
+    async def access(self, actor: Principal, assets: Sequence[Asset]) -> Sequence[Access]:
+        return [owner_access(actor, asset) for asset in assets]
+
+
 @attrs.define
 class CatalogService:
     store: CatalogStore
     handlers: dict[AssetKind, KindHandler] = attrs.field(factory=dict)
+    rule: AccessRule = attrs.field(factory=OwnersOnly)
     clock: Callable[[], datetime] = utcnow
     max_lineage_edges: int = MAX_LINEAGE_EDGES
 
@@ -177,7 +187,7 @@ class CatalogService:
         """
         dependents = await self.store.dependents(asset_id, limit=MAX_DEPENDENTS)
         if dependents:
-            raise AssetHasDependents(asset_id, [_described(d) for d in dependents])
+            raise AssetHasDependents(asset_id, [_described(d, True) for d in dependents])
         try:
             await self.store.delete(asset_id)
         except AssetNotFound:
@@ -189,15 +199,19 @@ class CatalogService:
     async def get(self, actor: Principal, asset_id: str) -> Asset:
         """Raises AssetNotFound (also for an asset the actor may not read)."""
         asset = await self.store.get(asset_id)
-        if not can_read(actor, asset):
+        if await self._access(actor, asset) < Access.READ:
             raise AssetNotFound(asset_id)
         return asset
+
+    async def writable(self, actor: Principal, asset_id: str) -> Asset:
+        """The asset, if the actor may change it. Raises AssetNotFound, PermissionDenied."""
+        return await self._at_least(actor, asset_id, Access.WRITE)
 
     async def named(self, actor: Principal, owner_id: str, kind: AssetKind, name: str) -> Asset:
         """The library asset of that owner, kind and name. Raises AssetNotFound (also for one
         the actor may not read: the same answer, so names cannot be probed)."""
         asset = await self.store.named(owner_id, kind, name)
-        if not can_read(actor, asset):
+        if await self._access(actor, asset) < Access.READ:
             raise AssetNotFound(f"{owner_id}/{name}")
         return asset
 
@@ -244,7 +258,7 @@ class CatalogService:
             AssetNotFound, PermissionDenied, InvalidInput.
             AssetNameTaken: the name (or joining the library) collides with a library asset.
         """
-        asset = await self._writable(actor, asset_id)
+        asset = await self._at_least(actor, asset_id, Access.WRITE)
         changes = AssetChanges(
             name=None if name is None else check_name(name),
             description=None if description is None else check_description(description),
@@ -259,14 +273,18 @@ class CatalogService:
         """Delete the asset, its versions and (through its kind's handler) its content.
 
         Raises:
-            AssetNotFound, PermissionDenied.
+            AssetNotFound, PermissionDenied (only its owner or an admin deletes it).
             AssetHasDependents: others were derived from it and ``force`` is False.
         """
-        asset = await self._writable(actor, asset_id)
+        asset = await self._at_least(actor, asset_id, Access.OWN)
         if not force:
             dependents = await self.store.dependents(asset.id, limit=MAX_DEPENDENTS)
             if dependents:
-                raise AssetHasDependents(asset.id, [_described(d, actor) for d in dependents])
+                readable = await self.rule.access(actor, dependents)
+                raise AssetHasDependents(
+                    asset.id,
+                    [_described(d, a >= Access.READ) for d, a in zip(dependents, readable, strict=True)],
+                )
         handler = self.handlers.get(asset.kind)
         versions = await all_versions(self.store, asset.id) if handler is not None else []
         await self.store.delete(asset.id)
@@ -292,6 +310,7 @@ class CatalogService:
         check_depth(depth)
         start = await self.get(actor, asset_id)
         assets: dict[str, Asset | None] = {start.id: start}
+        readable = {start.id}
         edges: dict[tuple[str, int, str, int, str | None], LineageEdge] = {}
         truncated = False
         ways = [Direction.UP, Direction.DOWN] if direction is Direction.BOTH else [direction]
@@ -306,12 +325,12 @@ class CatalogService:
                 if len(found) > budget:
                     truncated, found = True, list(found[:budget])
                 others = {e.input_id if way is Direction.UP else e.output_id for e in found}
-                await self._load(assets, others)
+                await self._load(assets, others, readable, actor)
                 frontier = set()
                 for edge in found:
                     other = edge.input_id if way is Direction.UP else edge.output_id
                     known = assets[other]
-                    if known is not None and not can_read(actor, known):
+                    if known is not None and other not in readable:
                         continue
                     edges[edge.key] = edge
                     if other not in visited:
@@ -321,24 +340,43 @@ class CatalogService:
         nodes = [LineageNode.gone(i) if (a := assets[i]) is None else LineageNode.of(a) for i in sorted(ids)]
         return LineageGraph(nodes=tuple(nodes), edges=tuple(edges.values()), truncated=truncated)
 
-    async def _load(self, assets: dict[str, Asset | None], ids: set[str]) -> None:
-        """Put the assets of ``ids`` not yet in ``assets`` there (None: deleted)."""
+    async def _load(
+        self, assets: dict[str, Asset | None], ids: set[str], readable: set[str], actor: Principal
+    ) -> None:
+        """Put the assets of ``ids`` not yet in ``assets`` there (None: deleted), and the ids of
+        those ``actor`` may read in ``readable``."""
         missing = ids - assets.keys()
-        found = {a.id: a for a in await self.store.find(missing)}
+        found = await self.store.find(missing)
+        for asset, access in zip(found, await self.rule.access(actor, found), strict=True):
+            if access >= Access.READ:
+                readable.add(asset.id)
+        by_id = {a.id: a for a in found}
         for asset_id in missing:
-            assets[asset_id] = found.get(asset_id)
+            assets[asset_id] = by_id.get(asset_id)
 
-    async def _writable(self, actor: Principal, asset_id: str) -> Asset:
-        asset = await self.get(actor, asset_id)
-        if not can_write(actor, asset):
-            raise PermissionDenied(f"you may read asset {asset_id!r} but not change it")
+    async def _access(self, actor: Principal, asset: Asset) -> Access:
+        if (known := owner_access(actor, asset)) is Access.OWN:
+            return known  # no lookup for owners and admins
+        (access,) = await self.rule.access(actor, [asset])
+        return access
+
+    async def _at_least(self, actor: Principal, asset_id: str, needed: Access) -> Asset:
+        """The asset if ``actor`` has ``needed`` access. Raises AssetNotFound (may not read it),
+        PermissionDenied (may read it, not this)."""
+        asset = await self.store.get(asset_id)
+        access = await self._access(actor, asset)
+        if access < Access.READ:
+            raise AssetNotFound(asset_id)
+        if access < needed:
+            what = "change" if needed is Access.WRITE else "delete or share"
+            raise PermissionDenied(f"you may read asset {asset_id!r} but not {what} it")
         return asset
 
 
-def _described(asset: Asset, actor: Principal | None = None) -> dict[str, Any]:
-    """A dependent as a refused delete lists it: its id, and its kind and name if ``actor`` may
-    read it (None: a context's own delete, which says it to no one but the log and its caller)."""
-    if actor is not None and not can_read(actor, asset):
+def _described(asset: Asset, readable: bool) -> dict[str, Any]:
+    """A dependent as a refused delete lists it: its id, and its kind and name if the caller may
+    read it (a context's own delete says it to no one but the log and its caller)."""
+    if not readable:
         return {"id": asset.id}
     return {"id": asset.id, "kind": asset.kind.value, "name": asset.name}
 

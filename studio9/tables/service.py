@@ -19,8 +19,8 @@ import msgspec
 import structlog
 
 from studio9.auth.domain import Principal
-from studio9.catalog.domain import Asset, AssetKind, AssetNotFound, AssetStatus, AssetVersion, can_write
-from studio9.errors import Conflict, InvalidInput, PermissionDenied
+from studio9.catalog.domain import Asset, AssetKind, AssetNotFound, AssetStatus, AssetVersion
+from studio9.errors import Conflict, InvalidInput
 from studio9.files.domain import FileNotFound
 from studio9.files.ports import BlobStore, FileRecords
 from studio9.jobs.domain import Job
@@ -176,9 +176,8 @@ class TableService:
         Raises TableNotFound, PermissionDenied, InvalidInput, AssetNameTaken, TableNotReady
         (column changes of a table without data), Conflict (a concurrent version).
         """
-        asset = await self._table(actor, table_id)
-        if not can_write(actor, asset):
-            raise PermissionDenied(f"you may read table {table_id!r} but not change it")
+        await self._table(actor, table_id)  # a missing table, or another kind: TableNotFound
+        asset = await self.assets.writable(actor, table_id)
         if columns:
             view = await self.get(actor, table_id)
             if view.content is None or view.version is None:
