@@ -26,7 +26,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "studio9"
-CONTEXTS = {"auth", "catalog", "config", "files", "jobs", "messaging", "metadata", "predictions", "tables"}
+CONTEXTS = {
+    "access",
+    "audit",
+    "auth",
+    "catalog",
+    "config",
+    "files",
+    "jobs",
+    "messaging",
+    "metadata",
+    "predictions",
+    "tables",
+}
 #: What one context may import of another.
 PUBLIC_TO_CONTEXTS = {"domain", "ports"}
 VENDOR_SDKS = {

@@ -8,7 +8,7 @@ Extra:    none
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,12 @@ class MemoryCatalogStore:
         self._assets: dict[str, Asset] = {}
         self._versions: dict[str, dict[int, AssetVersion]] = {}
         self._edges: dict[tuple[str, int, str, int, str | None], LineageEdge] = {}
+        self._deleted: list[Callable[[str], None]] = []
+
+    def on_delete(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(asset_id)`` after each delete: what the in-memory database does in
+        place of the SQL foreign keys that cascade from ``assets.id`` (an asset's shares go)."""
+        self._deleted.append(listener)
 
     async def add(self, asset: Asset, first: AssetVersion | None) -> None:
         check_new_asset(asset, first)
@@ -122,6 +128,8 @@ class MemoryCatalogStore:
             if self._assets.pop(asset_id, None) is None:
                 raise AssetNotFound(asset_id)
             self._versions.pop(asset_id, None)
+        for listener in self._deleted:  # outside the lock: a listener has its own
+            listener(asset_id)
 
     async def transfer(self, owner_id: str, to: str, *, at: datetime) -> int:
         with self._lock:
