@@ -108,7 +108,8 @@ class AssetPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
 
 
 class NodeOut(msgspec.Struct):
-    """An asset of a lineage graph; a deleted one has only its id (``deleted`` true)."""
+    """An asset of a lineage graph; a deleted one has only its id (``deleted`` true), one the
+    caller may not read only its id and kind (``redacted`` true)."""
 
     id: str
     kind: AssetKind | None
@@ -116,6 +117,7 @@ class NodeOut(msgspec.Struct):
     version: int | None
     status: AssetStatus | None
     deleted: bool
+    redacted: bool
 
     @classmethod
     def from_domain(cls, node: LineageNode) -> "NodeOut":
@@ -126,6 +128,7 @@ class NodeOut(msgspec.Struct):
             version=node.version,
             status=node.status,
             deleted=node.deleted,
+            redacted=node.redacted,
         )
 
 

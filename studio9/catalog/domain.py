@@ -147,7 +147,9 @@ class LineageEdge:
 
 @attrs.frozen(kw_only=True)
 class LineageNode:
-    """An asset of a lineage graph; a deleted one keeps only its id (``deleted`` True)."""
+    """An asset of a lineage graph; a deleted one keeps only its id (``deleted`` True), one the
+    caller may not read only its id and kind (``redacted`` True): the graph keeps its shape
+    without telling names."""
 
     id: str
     kind: AssetKind | None
@@ -155,6 +157,7 @@ class LineageNode:
     version: int | None
     status: AssetStatus | None
     deleted: bool = False
+    redacted: bool = False
 
     @classmethod
     def of(cls, asset: Asset) -> LineageNode:
@@ -165,6 +168,10 @@ class LineageNode:
             version=asset.latest_version,
             status=asset.status,
         )
+
+    @classmethod
+    def stub(cls, asset: Asset) -> LineageNode:
+        return cls(id=asset.id, kind=asset.kind, name=None, version=None, status=None, redacted=True)
 
     @classmethod
     def gone(cls, asset_id: str) -> LineageNode:

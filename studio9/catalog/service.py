@@ -303,8 +303,9 @@ class CatalogService:
         """The assets ``depth`` edges or fewer upstream (inputs) and/or downstream (outputs) of
         this one, and the edges between them.
 
-        Assets the actor may not read are left out with their edges, and the traversal does not
-        go through them; deleted assets are kept as nodes marked ``deleted`` (their edges
+        Assets the actor may not read are redacted stubs (id and kind, ``redacted``) and the
+        traversal goes on through them, so the graph's shape is honest without naming what the
+        actor may not see; deleted assets are kept as nodes marked ``deleted`` (their edges
         survive them). Raises AssetNotFound, InvalidInput (depth).
         """
         check_depth(depth)
@@ -329,15 +330,12 @@ class CatalogService:
                 frontier = set()
                 for edge in found:
                     other = edge.input_id if way is Direction.UP else edge.output_id
-                    known = assets[other]
-                    if known is not None and other not in readable:
-                        continue
                     edges[edge.key] = edge
                     if other not in visited:
                         visited.add(other)
                         frontier.add(other)
         ids = {start.id} | {e.input_id for e in edges.values()} | {e.output_id for e in edges.values()}
-        nodes = [LineageNode.gone(i) if (a := assets[i]) is None else LineageNode.of(a) for i in sorted(ids)]
+        nodes = [_node(assets[i], i, readable) for i in sorted(ids)]
         return LineageGraph(nodes=tuple(nodes), edges=tuple(edges.values()), truncated=truncated)
 
     async def _load(
@@ -371,6 +369,12 @@ class CatalogService:
             what = "change" if needed is Access.WRITE else "delete or share"
             raise PermissionDenied(f"you may read asset {asset_id!r} but not {what} it")
         return asset
+
+
+def _node(asset: Asset | None, asset_id: str, readable: set[str]) -> LineageNode:
+    if asset is None:
+        return LineageNode.gone(asset_id)
+    return LineageNode.of(asset) if asset.id in readable else LineageNode.stub(asset)
 
 
 def _described(asset: Asset, readable: bool) -> dict[str, Any]:

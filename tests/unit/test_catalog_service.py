@@ -83,15 +83,26 @@ async def test_create_checks_names_and_tags_and_may_wait_for_its_first_version(
         await catalog.add_version(saving.id, {"rows": 4}, expected_latest=0)
 
 
-async def test_lineage_hides_assets_the_actor_may_not_read_and_does_not_pass_them(
+async def test_lineage_shows_what_the_actor_may_not_read_as_stubs_without_names(
     catalog: CatalogService,
 ) -> None:
     source = await _table(catalog, "source")
     theirs = await _table(catalog, "theirs", source, owner=BOB)
     beyond = await _table(catalog, "beyond", theirs)
     graph = await catalog.lineage(ADA, source, direction=Direction.DOWN, depth=5)
-    assert [n.id for n in graph.nodes] == [source]
-    assert graph.edges == ()
+    nodes = {n.id: n for n in graph.nodes}
+    assert set(nodes) == {source, theirs, beyond}  # the shape, whole
+    assert len(graph.edges) == 2
+    assert (nodes[source].name, nodes[source].redacted) == ("source", False)
+    assert (nodes[beyond].name, nodes[beyond].redacted) == ("beyond", False)  # ada's own, past bob's
+    stub = nodes[theirs]
+    assert (stub.redacted, stub.kind, stub.name, stub.version, stub.status) == (
+        True,
+        AssetKind.TABLE,
+        None,
+        None,
+        None,
+    )
     seen_by_admin = await catalog.lineage(ROOT, source, direction=Direction.DOWN, depth=5)
     assert {n.id for n in seen_by_admin.nodes} == {source, theirs, beyond}
     # The refused delete still says why, without naming what the owner may not read.
