@@ -239,6 +239,7 @@ async def test_a_forced_delete_leaves_lineage_pointing_to_a_deleted_asset(
         "version": None,
         "status": None,
         "deleted": True,
+        "redacted": False,
     }
     assert nodes[table]["deleted"] is False
     assert [(e["input_id"], e["output_id"]) for e in graph["edges"]] == [(file_id, table)]
