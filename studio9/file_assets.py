@@ -5,7 +5,8 @@ Each uploaded file has a ``file`` asset of the same id (version 1's content: ``f
 ``FileAssets`` is, for the files context, its ``FileListener`` (an upload makes the asset, a
 file's delete removes it, or is refused when others were derived from it) and, for the
 catalog, the ``KindHandler`` of ``file`` (deleting the asset, e.g. forced, deletes the file's
-record and bytes). The files context knows only its own port; the composition root joins them.
+record and bytes), and its ``FileSharing`` (a file whose asset is shared with someone may be
+read by them). The files context knows only its own ports; the composition root joins them.
 
 Here, beside ``offboarding``, not in either context: it uses the catalog's service and the
 files' records, and a context may use only another's domain and ports.
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import structlog
 
-from studio9.catalog.domain import Asset, AssetKind, AssetVersion
+from studio9.auth.domain import Principal
+from studio9.catalog.domain import Asset, AssetKind, AssetNotFound, AssetVersion
 from studio9.catalog.service import CatalogService
 from studio9.errors import BackendUnavailable
 from studio9.files.domain import FileNotFound, StoredFile, file_blob_key
@@ -28,7 +30,7 @@ from studio9.files.ports import BlobStore, FileRecords
 
 if TYPE_CHECKING:
     from studio9.catalog.ports import KindHandler
-    from studio9.files.ports import FileListener
+    from studio9.files.ports import FileListener, FileSharing
 
 log = structlog.get_logger()
 
@@ -57,6 +59,13 @@ class FileAssets:
     async def file_deleting(self, file: StoredFile) -> None:
         await self.catalog.discard(file.id)
 
+    async def may_read(self, actor: Principal, file: StoredFile) -> bool:
+        try:
+            await self.catalog.get(actor, file.id)
+        except AssetNotFound:
+            return False
+        return True
+
     async def deleted(self, asset: Asset, versions: Sequence[AssetVersion]) -> None:
         key = file_blob_key(asset.id)
         with contextlib.suppress(FileNotFound):  # a retried delete: the record went the first time
@@ -72,3 +81,4 @@ class FileAssets:
 if TYPE_CHECKING:  # mypy holds the bridge to both ports
     _LISTENER: type[FileListener] = FileAssets
     _HANDLER: type[KindHandler] = FileAssets
+    _SHARING: type[FileSharing] = FileAssets

@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
+from studio9.auth.domain import Principal
 from studio9.backends import Backend
 from studio9.files.domain import StoredFile
 
@@ -89,6 +90,14 @@ class FileListener(Protocol):
     async def file_deleting(self, file: StoredFile) -> None:
         """The file is about to be deleted; raising (a Conflict: others were derived from it)
         refuses the delete, and nothing of the file is removed. Called again if a delete is retried."""
+
+
+class FileSharing(Protocol):
+    """**Protocol:** whether someone who does not own a file may read it anyway: the file's asset
+    is shared with them (``studio9.file_assets`` asks the catalog's access policy)."""
+
+    async def may_read(self, actor: Principal, file: StoredFile) -> bool:
+        """True when ``actor`` may read the asset of ``file``."""
 
 
 class FileRecords(Protocol):

@@ -19,7 +19,7 @@ import attrs
 import structlog
 
 from studio9.auth.domain import Principal
-from studio9.errors import BackendUnavailable, InvalidInput
+from studio9.errors import BackendUnavailable, InvalidInput, PermissionDenied
 from studio9.files.domain import (
     BlobNotFound,
     FileNotFound,
@@ -29,7 +29,7 @@ from studio9.files.domain import (
     clean_name,
     file_blob_key,
 )
-from studio9.files.ports import BlobStore, FileListener, FileRecords
+from studio9.files.ports import BlobStore, FileListener, FileRecords, FileSharing
 from studio9.ids import new_id
 
 log = structlog.get_logger()
@@ -48,6 +48,8 @@ class FileService:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     clock: Callable[[], datetime] = utcnow
     listener: FileListener | None = None
+    #: Who else may read a file (a share of its asset); None: its owner and admins only.
+    sharing: FileSharing | None = None
 
     async def upload(
         self,
@@ -138,8 +140,14 @@ class FileService:
             log.warning("file_record_orphaned", file_id=file_id)
 
     async def get(self, actor: Principal, file_id: str) -> StoredFile:
-        """One file of the actor's (admins: anyone's). Raises FileNotFound."""
-        return await self._visible(file_id, None if actor.is_admin else actor.user_id)
+        """One file the actor may read: theirs, one whose asset is shared with them, or (admins)
+        anyone's. Raises FileNotFound."""
+        stored = await self.records.get(file_id)
+        if actor.is_admin or stored.owner_id == actor.user_id:
+            return stored
+        if self.sharing is not None and await self.sharing.may_read(actor, stored):
+            return stored
+        raise FileNotFound(file_id)
 
     async def open(self, actor: Principal, file_id: str) -> tuple[StoredFile, AsyncIterator[bytes]]:
         """The file and its bytes, streamed. Raises FileNotFound."""
@@ -159,8 +167,11 @@ class FileService:
 
     async def delete(self, actor: Principal, file_id: str) -> None:
         """Delete the record, then the bytes. Raises FileNotFound, or the listener's refusal
-        (a Conflict: assets were derived from the file)."""
+        (a Conflict: assets were derived from the file), PermissionDenied (a reader who does
+        not own it)."""
         stored = await self.get(actor, file_id)
+        if not (actor.is_admin or stored.owner_id == actor.user_id):
+            raise PermissionDenied(f"only the owner of file {file_id!r} may delete it")
         if self.listener is not None:
             await self.listener.file_deleting(stored)
         await self.records.delete(stored.id)
