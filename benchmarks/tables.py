@@ -1,6 +1,6 @@
 """Tables: CSV import, deep ``/rows`` pages and SQL previews against raw pyarrow and DuckDB.
 
-Three measurements, each beside its baseline measured in the same run, on generated data in a
+Four measurements, each beside its baseline measured in the same run, on generated data in a
 fresh temporary directory (removed at the end, whatever happens):
 
 * ``import``: a CSV of ``--csv-mb`` MB (ints, floats, strings, dates, timestamps) turned into
@@ -15,20 +15,35 @@ fresh temporary directory (removed at the end, whatever happens):
   ``paging.encode_cursor`` rather than walked to (a walk of 100-row pages would take ~10^5
   requests), and each page's ``next_cursor`` is checked. Baseline ``raw_pyarrow``: an open
   ``ParquetFile``, ``read_row_group`` -> ``slice`` -> ``to_pylist`` of the same rows.
-* ``sql``: ``studio9.tables.sql.run_query`` (a fresh locked DuckDB per call, as a preview
-  is) against one open DuckDB connection with a view over ``read_parquet`` of the same parts,
-  both with ``--threads`` threads; a ``LIMIT 100`` scan and a ``GROUP BY`` aggregate, the
-  median of ``--sql-runs`` runs each. ratio = raw seconds / Studio9 seconds.
+* ``sql``: ``studio9.tables.sql.run_query`` as a preview runs it (limits of
+  ``sql_limits``: 512 MB, ``--threads``; a locked DuckDB database per call, taken from a
+  ``sql_databases.Databases`` pool that opened it ahead of demand) against ``raw_duckdb``, one
+  open DuckDB connection with a view over ``read_parquet`` of the same parts, both with
+  ``--threads`` threads; a ``LIMIT 100`` scan and a ``GROUP BY`` aggregate, the median of
+  ``--sql-runs`` (20) runs each, taking turns (raw, fresh, Studio9, unpooled), each
+  ``--sql-gap-ms`` (50) after the previous one, as previews typed by people are. ratio = raw
+  seconds / Studio9 seconds. Also printed: ``raw_fresh_connection`` (raw DuckDB, a new
+  connection per query), ``studio9_back_to_back`` (the pool's runs with no gap: each run then
+  shares the CPU with the background opening of the next database) and ``studio9_unpooled``
+  (each call opens and closes its own database, as before the pool; the derive job still does).
+* ``http``: the ``--rows`` table written as one Parquet file, uploaded and imported through a
+  real ``studio9 serve`` (``POST /api/v1/files``, ``POST /api/v1/tables``; see
+  ``tables_http.py``); then ``GET /api/v1/tables/{id}/rows?limit=100&cursor=…`` at the cursors of
+  ``rows`` (p50/p99, one request at a time) beside ``read_rows`` on the stored parts, and
+  ``POST /api/v1/sql/preview`` of the ``sql`` queries beside raw DuckDB over the stored parts
+  (ratio = raw seconds / HTTP seconds, runs ``--sql-gap-ms`` apart).
 
 Run from the repository root:
 
     .venv/bin/python benchmarks/tables.py [--csv-mb 1024] [--rows 10000000] [--only import]
     .venv/bin/python benchmarks/tables.py --csv-mb 64 --rows 1000000        # quick look
+    .venv/bin/python benchmarks/tables.py --only sql --only http            # previews and pages
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import signal
@@ -52,6 +67,7 @@ AIM_IMPORT_RATIO, AIM_IMPORT_RSS_MB, AIM_ROWS_P50_MS, AIM_SQL_RATIO = 0.7, 400.0
 CITIES = [f"city{i:02d}" for i in range(50)]
 NAMES = [f"name-{i:05d}" for i in range(5000)]
 SQL_TABLE = "bench/t"
+SQL_MEMORY = "512MB"  # studio9.tables.sql_limits.PREVIEW_MEMORY
 QUERIES = {
     "limit_scan": 'SELECT * FROM "{t}" LIMIT 100',
     "group_by": 'SELECT city, count(*) AS n, avg(price) AS price, sum(qty) AS qty FROM "{t}" GROUP BY city'
@@ -100,15 +116,16 @@ def write_csv(path: Path, megabytes: int) -> int:
     return path.stat().st_size
 
 
-def write_table(directory: Path, rows: int) -> list[Path]:
-    """``rows`` rows as part files laid out as an import writes them."""
+def write_table(directory: Path, rows: int, part_groups: int = PART_GROUPS) -> list[Path]:
+    """``rows`` rows as part files laid out as an import writes them (``part_groups`` row groups a
+    part; a large one gives one file)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     directory.mkdir()
     parts: list[Path] = []
     written, writer, in_part = 0, None, 0
-    part_rows = ROW_GROUP_ROWS * PART_GROUPS
+    part_rows = ROW_GROUP_ROWS * part_groups
     for batch in batches():
         table = pa.Table.from_batches([batch]).slice(0, rows - written)
         while table.num_rows:
@@ -250,18 +267,31 @@ def measure_sql(args: argparse.Namespace, parts: list[Path], deadline: Deadline)
     import duckdb
 
     from studio9.tables.sql import TableSource, run_query
+    from studio9.tables.sql_databases import Databases
 
     tables = {SQL_TABLE: TableSource(tuple(parts))}
     con = duckdb.connect(":memory:", config={"threads": args.threads})
     con.read_parquet([str(p) for p in parts]).create_view(SQL_TABLE)
-    print(f"sql: table_rows={args.rows} runs={args.sql_runs} threads={args.threads}", flush=True)
+    databases = Databases(memory_limit=SQL_MEMORY, threads=args.threads)  # as the service has
+    gap_s = args.sql_gap_ms / 1000
+    print(
+        f"sql: table_rows={args.rows} runs={args.sql_runs} threads={args.threads}"
+        f" runs_apart_ms={args.sql_gap_ms:g}",
+        flush=True,
+    )
     try:
         for name, template in QUERIES.items():
             sql = template.format(t=SQL_TABLE)
 
-            def ours(sql: str = sql) -> int:
+            def ours(sql: str = sql, pool: Databases | None = databases) -> int:
                 result = run_query(
-                    sql, tables, limit=PAGE, timeout_s=60.0, memory_limit="1GB", threads=args.threads
+                    sql,
+                    tables,
+                    limit=PAGE,
+                    timeout_s=60.0,
+                    memory_limit=SQL_MEMORY,
+                    threads=args.threads,
+                    databases=pool,
                 )
                 return len(result.rows)
 
@@ -273,31 +303,64 @@ def measure_sql(args: argparse.Namespace, parts: list[Path], deadline: Deadline)
                     own.read_parquet([str(p) for p in parts]).create_view(SQL_TABLE)
                     return len(own.execute(sql).fetchmany(PAGE + 1)[:PAGE])
 
-            raw_s = median_s(raw, args.sql_runs, deadline, name)
-            fresh_s = median_s(fresh, args.sql_runs, deadline, name)
-            ours_s = median_s(ours, args.sql_runs, deadline, name)
+            unpooled: Callable[[], int] = functools.partial(ours, pool=None)
+            calls = {"raw": raw, "fresh": fresh, "ours": ours, "unpooled": unpooled}
+            medians = medians_s(calls, args.sql_runs, deadline, name, gap_s)
+            raw_s, fresh_s, ours_s, unpooled_s = (medians[k] for k in calls)
+            packed_s = medians_s({"ours": ours}, args.sql_runs, deadline, name, 0.0)["ours"]
             if raw() != ours():
                 raise RuntimeError(f"{name}: run_query and DuckDB returned different row counts")
             ratio = raw_s / ours_s
             print(
                 f"  {name:<11} raw_duckdb_ms={raw_s * 1000:.2f} raw_fresh_connection_ms={fresh_s * 1000:.2f}"
-                f" studio9_ms={ours_s * 1000:.2f}  ratio={ratio:.3f}"
+                f" studio9_ms={ours_s * 1000:.2f} studio9_back_to_back_ms={packed_s * 1000:.2f}"
+                f" studio9_unpooled_ms={unpooled_s * 1000:.2f}  ratio={ratio:.3f}"
                 f"  (raw_duckdb / studio9; aim: >= {AIM_SQL_RATIO}; {aim(ratio, AIM_SQL_RATIO)})",
                 flush=True,
             )
     finally:
+        databases.close()
         con.close()
 
 
-def median_s(call: Callable[[], int], runs: int, deadline: Deadline, what: str) -> float:
-    call()  # warm-up: footers in the page cache, libraries loaded
-    samples = []
+# -- 4. through HTTP ---------------------------------------------------------------------------
+def measure_http(args: argparse.Namespace, workdir: Path, deadline: Deadline) -> None:
+    """``tables_http``: the table as one Parquet file, uploaded and imported into a real server."""
+    from tables_http import measure_http as over_http
+
+    started = time.perf_counter()
+    (source,) = write_table(workdir / "upload", args.rows, part_groups=1 << 40)
+    print(f"http: source_rows={args.rows} written_in_s={time.perf_counter() - started:.1f}", flush=True)
+    over_http(
+        args,
+        source,
+        workdir,
+        deadline,
+        queries=QUERIES,
+        page=PAGE,
+        aims=(AIM_ROWS_P50_MS, AIM_SQL_RATIO),
+    )
+
+
+def medians_s(
+    calls: dict[str, Callable[[], int]], runs: int, deadline: Deadline, what: str, gap_s: float
+) -> dict[str, float]:
+    """The median seconds of each call over ``runs`` rounds, after one warm-up each.
+
+    The calls take turns, one of each per round, each ``gap_s`` after the previous one, so a
+    change in the load of a shared machine falls on all of them alike.
+    """
+    for call in calls.values():
+        call()  # warm-up: footers in the page cache, libraries loaded
+    samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(runs):
-        deadline.left(f"running {what}")
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+        for name, call in calls.items():
+            deadline.left(f"running {what}")
+            time.sleep(gap_s)
+            started = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -315,13 +378,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--csv-mb", type=int, default=1024, help="size of the generated CSV (default 1024)")
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the /rows + SQL table")
     parser.add_argument("--pages", type=int, default=200, help="deep pages read (default 200)")
-    parser.add_argument("--sql-runs", type=int, default=10, help="runs of each SQL query (default 10)")
+    parser.add_argument("--sql-runs", type=int, default=20, help="runs of each SQL query (default 20)")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads, both sides (default 2)")
+    parser.add_argument(
+        "--sql-gap-ms", type=float, default=50.0, help="pause before each SQL run, both sides (default 50)"
+    )
     parser.add_argument(
         "--deadline", type=float, default=900.0, help="overall limit in seconds (default 900)"
     )
     parser.add_argument(
-        "--only", action="append", choices=("import", "rows", "sql"), help="run only these (repeatable)"
+        "--only",
+        action="append",
+        choices=("import", "rows", "sql", "http"),
+        help="run only these (repeatable)",
     )
     parser.add_argument("--child", choices=("raw", "studio9"), help=argparse.SUPPRESS)
     parser.add_argument("--csv-path", type=Path, help=argparse.SUPPRESS)
@@ -329,6 +398,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if min(args.csv_mb, args.pages, args.sql_runs, args.threads) < 1 or args.deadline <= 0:
         parser.error("--csv-mb, --pages, --sql-runs, --threads and --deadline must be positive")
+    if args.sql_gap_ms < 0:
+        parser.error("--sql-gap-ms must be 0 or more")
     if args.rows < 10 * (PAGE + args.pages):
         parser.error(f"--rows must be at least {10 * (PAGE + args.pages)}")
     return args
@@ -336,7 +407,7 @@ def parse_args() -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     deadline = Deadline(time.monotonic() + args.deadline)
-    only = set(args.only or ("import", "rows", "sql"))
+    only = set(args.only or ("import", "rows", "sql", "http"))
     with tempfile.TemporaryDirectory(prefix="studio9-tables-bench-") as tmp:
         workdir = Path(tmp)
         try:
@@ -351,6 +422,8 @@ def run(args: argparse.Namespace) -> int:
                     measure_rows(args, parts, deadline)
                 if "sql" in only:
                     measure_sql(args, parts, deadline)
+            if "http" in only:
+                measure_http(args, workdir, deadline)
         except (BenchTimeout, TimeoutError) as exc:
             print(
                 f"tables: gave up after --deadline {args.deadline:g}s: {str(exc) or 'out of time'}",

@@ -246,3 +246,35 @@ def _reason(value: pa.Scalar, target: pa.DataType) -> str:
         name = column_type_of(target)
         kind = names.get(name, f"a {name}")
     return f"{shown!r} is not {kind}"
+
+
+def storable_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the types a table column has: DuckDB's decimals (``sum`` of integers is a
+    HUGEINT, a ``DECIMAL(38,0)`` in Arrow) become 64-bit integers when they have no fraction and
+    floats otherwise, as a user reading an integer sum expects."""
+
+    def storable(arrow_type: pa.DataType) -> pa.DataType:
+        if pa.types.is_decimal(arrow_type):
+            return pa.int64() if arrow_type.scale == 0 else pa.float64()
+        return arrow_type
+
+    return pa.schema([field.with_type(storable(field.type)) for field in schema])
+
+
+def stored_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch cast to ``schema`` (``storable_schema``). Raises InvalidInput naming the column
+    whose value does not fit a 64-bit integer."""
+    if batch.schema.equals(schema):
+        return batch
+    try:
+        return batch.cast(schema, safe=True)
+    except pa.ArrowInvalid:
+        for field, column in zip(schema, batch.columns, strict=True):
+            try:
+                column.cast(field.type, safe=True)
+            except pa.ArrowInvalid:
+                raise InvalidInput(
+                    f"column {field.name!r} has a value beyond a 64-bit integer; cast it to DOUBLE",
+                    field="sql",
+                ) from None
+        raise

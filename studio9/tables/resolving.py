@@ -32,6 +32,7 @@ from studio9.catalog.ports import Assets
 from studio9.errors import Conflict
 from studio9.files.ports import BlobStore
 from studio9.tables.sql import TableSource, UnknownTable, referenced_tables
+from studio9.tables.sql_databases import Databases
 
 
 class TableNotReadable(Conflict):
@@ -75,16 +76,18 @@ class Resolved:
 
 @attrs.define
 class TableResolver:
-    """Resolves the table names of queries (built by the composition root)."""
+    """Resolves the table names of queries (built by the composition root); names are parsed
+    on the parser of ``databases`` when given."""
 
     assets: Assets
     users: UserStore
     blobs: BlobStore
+    databases: Databases | None = None
 
     async def names(self, sql: str) -> set[str]:
         """The table names ``sql`` reads; refuses SQL that is not one read-only statement (422)."""
-        # Parsing opens a DuckDB connection: off the event loop.
-        return await anyio.to_thread.run_sync(referenced_tables, sql)
+        # Parsing uses a DuckDB connection: off the event loop.
+        return await anyio.to_thread.run_sync(referenced_tables, sql, self.databases)
 
     @contextlib.asynccontextmanager
     async def resolve(self, actor: Principal, sql: str) -> AsyncIterator[Resolved]:
@@ -112,10 +115,10 @@ class TableResolver:
         """The table a name means to ``actor`` and its latest version. Raises UnknownTable,
         TableNotReadable."""
         try:
-            asset = await self._lookup(actor, name)
+            # An id is read at once (``read`` checks access); a name is looked up first.
+            asset, version = await self.assets.read(actor, await self._id_of(actor, name))
             if asset.kind is not AssetKind.TABLE:
                 raise UnknownTable(name)
-            asset, version = await self.assets.read(actor, asset.id)
         except (AssetNotFound, UserNotFound):
             raise UnknownTable(name) from None
         if asset.status is AssetStatus.ERROR:
@@ -124,12 +127,12 @@ class TableResolver:
             raise TableNotReadable(name, "it is still being written; try again when it is active")
         return asset, version
 
-    async def _lookup(self, actor: Principal, name: str) -> Asset:
+    async def _id_of(self, actor: Principal, name: str) -> str:
         if "/" not in name:
-            return await self.assets.get(actor, name)
+            return name
         username, _, table = name.partition("/")
         user = await self.users.get_by_username(username)
-        return await self.assets.named(actor, user.id, AssetKind.TABLE, table)
+        return (await self.assets.named(actor, user.id, AssetKind.TABLE, table)).id
 
 
 async def owner_principal(users: UserStore, owner_id: str, job_id: str) -> Principal:

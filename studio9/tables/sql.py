@@ -12,8 +12,8 @@ matches identifiers case-insensitively, so two names differing only in case cann
 together. ``referenced_tables(sql)`` gives the names as written, so the caller resolves only
 those and answers an unknown one with ``UnknownTable`` (404).
 
-Each call opens its own in-memory DuckDB database, so memory, threads and file access are
-per query, and locks it before any user SQL is parsed, bound or run:
+Each call runs on a new in-memory DuckDB database of its own, so memory, threads and file
+access are per query, and locks it before any user SQL is parsed, bound or run:
 
 1. ``allowed_paths`` = exactly the Parquet parts of the mapped tables (not their
    directories: a sibling file, another version's part or another owner's table in the same
@@ -24,7 +24,14 @@ per query, and locks it before any user SQL is parsed, bound or run:
    community extensions, no Python replacement scans (a Python variable in scope is never a
    table), and no spilling unless the caller gives a private ``spill_dir``.
 
-Then each name becomes a VIEW over ``read_parquet([...its parts])``. Only one statement of
+Given ``databases`` (``studio9.tables.sql_databases.Databases``), the database was opened ahead
+of demand, unlocked and unused, and is closed in the background once the call is done; it
+never serves a second query. Names are then parsed on its shared parse-only database, locked
+with no file readable. Without it, each call opens and closes its own.
+
+Then each name becomes a VIEW over ``read_parquet([...its parts])``; the database caches the
+parts' footers (``parquet_metadata_cache``, per database), so binding the views and running the
+query read them once. Only one statement of
 type SELECT is run (``SELECT``, ``WITH``, ``FROM …``, ``VALUES``, ``DESCRIBE``,
 ``SUMMARIZE``, ``PIVOT … IN (…)``); anything else is refused before it reaches the engine.
 There is no statement timeout in DuckDB, so a watchdog thread calls ``interrupt()`` once
@@ -67,6 +74,13 @@ from studio9.tables.sql_checks import (
     single_select,
     table_names,
     unique_columns,
+)
+from studio9.tables.sql_databases import (
+    PARSER_MEMORY,
+    PARSER_THREADS,
+    Databases,
+    lock,
+    open_database,
 )
 
 if TYPE_CHECKING:
@@ -133,12 +147,16 @@ class QueryLimitExceeded(InvalidInput):
     """The query ran longer, or needed more memory, than its limit allows."""
 
 
-def referenced_tables(sql: str) -> set[str]:
+def referenced_tables(sql: str, databases: Databases | None = None) -> set[str]:
     """The table names ``sql`` reads, as written (CTE names excluded); refuses what ``run_query`` would.
 
-    Parsing only: nothing is bound or run, and no file is touched.
+    Parsing only: nothing is bound or run, and no file is touched; on the shared parser of
+    ``databases`` when given, else on a database of its own.
     """
-    with _locked(allowed=[], memory_limit="64MB", threads=1, spill_dir=None) as con:
+    parsing = (
+        databases.parser() if databases is not None else _locked([], PARSER_MEMORY, PARSER_THREADS, None)
+    )
+    with parsing as con:
         statement = single_select(con, sql)
         return table_names(con, statement.query)
 
@@ -152,11 +170,16 @@ def run_query(
     memory_limit: str,
     threads: int,
     spill_dir: Path | None = None,
+    databases: Databases | None = None,
 ) -> QueryResult:
-    """The first ``limit`` rows of ``sql`` over ``tables`` (name → parts), and whether there were more."""
+    """The first ``limit`` rows of ``sql`` over ``tables`` (name → parts), and whether there were more.
+
+    The database comes from ``databases`` (opened ahead, closed afterwards in the background)
+    when given, else is opened and closed by this call.
+    """
     if limit < 0:
         raise InvalidInput("limit must be 0 or more", field="limit")
-    with _session(sql, tables, memory_limit, threads, spill_dir) as (con, statement):
+    with _session(sql, tables, memory_limit, threads, spill_dir, databases) as (con, statement):
         with _deadline(con, timeout_s, memory_limit):
             con.execute(statement)  # streams: only the rows fetched are computed
             columns = tuple(Column(name, str(kind)) for name, kind, *_ in con.description or ())
@@ -173,6 +196,7 @@ def query_to_parquet(
     memory_limit: str,
     threads: int,
     spill_dir: Path | None = None,
+    databases: Databases | None = None,
 ) -> Written:
     """Write the whole result of ``sql`` to ``dest`` as Parquet (zstd), streamed batch by batch.
 
@@ -182,16 +206,18 @@ def query_to_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from studio9.tables.conversion import storable_schema, stored_batch
+
     partial = dest.with_name(dest.name + ".partial")
     try:
         with (
-            _session(sql, tables, memory_limit, threads, spill_dir) as (con, statement),
+            _session(sql, tables, memory_limit, threads, spill_dir, databases) as (con, statement),
             _deadline(con, timeout_s, memory_limit),
         ):
             relation = con.sql(statement)
             unique_columns(relation.columns)
             reader = relation.to_arrow_reader(ROWS_PER_GROUP)
-            schema = reader.schema
+            schema = storable_schema(reader.schema)
             try:
                 writer = pq.ParquetWriter(partial, schema, compression="zstd")
             except pa.ArrowNotImplementedError as exc:
@@ -202,7 +228,7 @@ def query_to_parquet(
             rows = 0
             with writer:
                 for batch in reader:
-                    writer.write_batch(batch)
+                    writer.write_batch(stored_batch(batch, schema))
                     rows += batch.num_rows
         os.replace(partial, dest)
     finally:
@@ -223,6 +249,7 @@ def _session(
     memory_limit: str,
     threads: int,
     spill_dir: Path | None,
+    databases: Databases | None,
 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, duckdb.Statement]]:
     """A locked connection with one view per table, and the checked statement.
 
@@ -231,7 +258,10 @@ def _session(
     distinct_names(tables)
     paths = {str(p): name for name, source in tables.items() for p in source.parts}
     scrub = _scrubber(paths)
-    with _locked(list(paths), memory_limit, threads, spill_dir) as con, _user_errors(scrub):
+    with (
+        _locked(list(paths), memory_limit, threads, spill_dir, databases) as con,
+        _user_errors(scrub),
+    ):
         statement = single_select(con, sql)
         known = {name.casefold() for name in tables}
         for name in sorted(table_names(con, statement.query)):
@@ -245,31 +275,26 @@ def _session(
 
 @contextmanager
 def _locked(
-    allowed: list[str], memory_limit: str, threads: int, spill_dir: Path | None
+    allowed: list[str],
+    memory_limit: str,
+    threads: int,
+    spill_dir: Path | None,
+    databases: Databases | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    import duckdb
-
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "memory_limit": memory_limit,
-        "threads": threads,
-        # A spill directory is readable by the query (DuckDB allows its temp directory), so only
-        # a private one per query is acceptable; without one, spilling is off.
-        "temp_directory": str(spill_dir) if spill_dir else "",
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "allow_community_extensions": False,
-        "python_enable_replacements": False,
-    }
-    con = duckdb.connect(":memory:", config=config)
+    """A new database (ready in ``databases`` when given) locked to the files ``allowed``."""
+    con = (
+        databases.take(memory_limit, threads, spill_dir)
+        if databases is not None
+        else open_database(memory_limit, threads, spill_dir)
+    )
     try:
-        # This order: allowed_paths cannot change once external access is off, and nothing can
-        # change once the configuration is locked.
-        con.execute("SET allowed_paths = ?", [allowed])
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        lock(con, allowed)
         yield con
     finally:
-        con.close()
+        if databases is not None:
+            databases.retire(con)
+        else:
+            con.close()
 
 
 # --- limits and errors ---------------------------------------------------------------------------------

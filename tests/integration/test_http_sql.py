@@ -243,16 +243,18 @@ async def test_a_derive_makes_a_table_whose_lineage_lists_its_inputs(
     table = (await client.get(f"/api/v1/assets/{table_id}", headers=ada[0])).json()
     assert (table["status"], table["latest_version"]) == ("active", 1)
     content = table["version"]["content"]
-    assert content["parts"] == [f"tables/{table_id}/{job_id}/part-00000.parquet"]
+    assert content["parts"] == [f"tables/{table_id}/{job_id}/1/part-00000.parquet"]
     assert [(c["name"], c["type"]) for c in content["schema"]] == [
         ("name", "string"),
-        ("total", "float"),
+        ("total", "integer"),  # DuckDB's sum of integers (a HUGEINT), stored as the integer it is
         ("n", "integer"),
     ]
     assert content["source"]["tables"] == {"ada/customers": [customers, 1], orders: [orders, 1]}
 
     rows = await _preview(client, ada[0], 'SELECT name, n FROM "ada/totals" ORDER BY n')
     assert rows.json()["rows"] == [["Bo", 1], ["Ann", 2], ["Cy", 3]]
+    page = await client.get(f"/api/v1/tables/{table_id}/rows", headers=ada[0], params={"order": "total"})
+    assert [row["total"] for row in page.json()["rows"]] == [5, 24, 30]
 
     lineage = (await client.get(f"/api/v1/assets/{table_id}/lineage?direction=up", headers=ada[0])).json()
     assert sorted((e["input_id"], e["input_version"], e["job_id"]) for e in lineage["edges"]) == sorted(
@@ -302,3 +304,44 @@ async def test_a_derive_of_refused_sql_or_unknown_tables_creates_nothing(
     for headers in (ada[0], bob[0]):
         listed = await client.get("/api/v1/assets?kind=table", headers=headers)
         assert "t" not in [a["name"] for a in listed.json()["items"]]
+
+
+async def test_a_derived_table_gets_its_statistics(
+    client: Client, ada: tuple[dict[str, str], str], ada_tables: tuple[str, str]
+) -> None:
+    _, orders = ada_tables
+    created = await client.post(
+        "/api/v1/tables", headers=ada[0], json={"name": "totals", "sql": JOIN.format(orders=orders)}
+    )
+    assert created.status_code == 202, created.text
+    table_id, job_id = created.json()["table"]["id"], created.json()["job"]["id"]
+    assert (await _finished(client, ada[0], job_id))["status"] == "completed"
+
+    # Computed by the job, before it completes: never pending once the table is there.
+    table = (await client.get(f"/api/v1/tables/{table_id}", headers=ada[0])).json()
+    assert (table["status"], table["stats"]) == ("active", "done"), table
+    content = (await client.get(f"/api/v1/assets/{table_id}", headers=ada[0])).json()["version"]["content"]
+    assert content["stats"] == f"tables/{table_id}/{job_id}/1/stats.json"
+    stats = (await client.get(f"/api/v1/tables/{table_id}/stats", headers=ada[0])).json()
+    assert (stats["status"], stats["rows"]) == ("done", 3), stats
+    columns = {c["name"]: c for c in stats["columns"]}
+    assert list(columns) == ["name", "total", "n"]
+    assert columns["n"]["variable_type"] == "continuous"
+    assert (columns["n"]["min"], columns["n"]["max"]) == (1, 3), columns["n"]
+
+
+async def test_previews_at_once_each_get_a_locked_database_of_their_own(
+    client: Client, ada: tuple[dict[str, str], str], ada_tables: tuple[str, str]
+) -> None:
+    # The container's previews run on databases opened ahead of demand; several at once must
+    # each get their own, locked to the tables they name.
+    _, orders = ada_tables
+    queries = [JOIN.format(orders=orders), "SELECT * FROM read_csv('/etc/passwd')"] * 4
+    answers = await asyncio.gather(*(_preview(client, ada[0], sql) for sql in queries))
+    for sql, response in zip(queries, answers, strict=True):
+        if "passwd" in sql:
+            assert "Permission Error" in _problem(response, 422)["detail"]
+        else:
+            assert response.json()["rows"] == [["Ann", 30, 2], ["Cy", 24, 3], ["Bo", 5, 1]]
+    settings = await _preview(client, ada[0], "SELECT current_setting('lock_configuration') AS locked")
+    assert settings.json()["rows"] == [[True]]

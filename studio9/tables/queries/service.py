@@ -15,15 +15,18 @@ from studio9.auth.domain import Principal
 from studio9.errors import InvalidInput
 from studio9.tables.resolving import TableResolver
 from studio9.tables.sql import QueryResult, run_query
+from studio9.tables.sql_databases import Databases
 from studio9.tables.sql_limits import DEFAULT_PREVIEW_ROWS, SqlLimits
 
 
 @attrs.define
 class SqlService:
-    """Runs previews; built by the composition root with the context's ``TableResolver``."""
+    """Runs previews; built by the composition root with the context's ``TableResolver`` and
+    the process's ``Databases`` (without them, each preview opens its own database)."""
 
     tables: TableResolver
     limits: SqlLimits = attrs.field(factory=SqlLimits)
+    databases: Databases | None = None
 
     async def preview(self, actor: Principal, sql: str, *, limit: int = DEFAULT_PREVIEW_ROWS) -> QueryResult:
         """The first ``limit`` rows of ``sql`` over the tables ``actor`` may read.
@@ -45,6 +48,7 @@ class SqlService:
                 timeout_s=self.limits.preview_timeout_s,
                 memory_limit=self.limits.preview_memory,
                 threads=self.limits.threads,
+                databases=self.databases,
             )
             # Not abandoned on cancellation: the thread holds the local copies of the parts,
             # which the resolver removes once the query has stopped (the deadline stops it).
