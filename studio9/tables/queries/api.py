@@ -52,7 +52,13 @@ class SqlController(Controller):
     path = "/sql"
     tags = ["sql"]
 
-    @post("/preview", operation_id="PreviewSql", status_code=200, responses=problems(404, 409))
+    @post(
+        "/preview",
+        operation_id="PreviewSql",
+        status_code=200,
+        responses=problems(404, 409),
+        opt={"read_only": True},
+    )
     async def preview(
         self,
         data: JSONBody[PreviewIn],
