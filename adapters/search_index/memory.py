@@ -1,8 +1,9 @@
 """An in-memory SearchIndex: a dictionary behind a lock; nothing survives the process.
 
 URL:      memory://
-Features: AND-of-words full text · exact field filters · owner scoping · keyset paging ·
-          thread-safe · every search scans every document (tests, development, small edges)
+Features: AND-of-words full text · exact field and term filters · owner and reader scoping ·
+          four orders with keyset paging · facets · thread-safe · every search scans every
+          document (tests, development, small edges)
 Extra:    none
 """
 
@@ -13,7 +14,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from typing import Self
+from typing import Any, Self
 
 import attrs
 
@@ -24,6 +25,9 @@ from studio9.metadata.domain import (
     SearchPage,
     SearchPosition,
     SearchQuery,
+    facet_source,
+    micros,
+    name_key,
     words,
 )
 from studio9.urls import AdapterURL
@@ -71,12 +75,15 @@ class MemorySearchIndex:
         position = query.position()
         with self._lock:
             entries = list(self._entries.values())
-        query_words = query.words
-        hits = [_hit(entry, query_words) for entry in entries if _matches(entry, query)]
-        hits.sort(key=_sort_key, reverse=True)
+        matched = [entry for entry in entries if _matches(entry, query)]
+        facets = {name: _count(matched, name) for name in query.facets}
+        ranked = query.ranked
+        hits = [_hit(entry, query.words if ranked else ()) for entry in matched]
+        hits.sort(key=lambda hit: _hit_key(query, hit))
         if position is not None:
-            hits = [hit for hit in hits if _sort_key(hit) < _position_key(position)]
-        return SearchPage.of(query, [_detached(hit) for hit in hits[: query.limit + 1]])
+            after = _position_key(query, position)
+            hits = [hit for hit in hits if _hit_key(query, hit) > after]
+        return SearchPage.of(query, [_detached(hit) for hit in hits[: query.limit + 1]], facets)
 
     async def clear(self, kind: str) -> None:
         with self._lock:
@@ -96,25 +103,90 @@ def _matches(entry: _Entry, query: SearchQuery) -> bool:
     return (
         doc.kind == query.kind
         and (query.owner_id is None or doc.owner_id == query.owner_id)
+        and (query.not_owner_id is None or doc.owner_id != query.not_owner_id)
+        and (query.readers is None or not doc.readers.isdisjoint(query.readers))
         and all(doc.fields.get(key) == value for key, value in query.filters.items())
+        and all(value in doc.terms.get(key, ()) for key, value in query.any_terms.items())
         and all(word in entry.counts for word in query.words)
     )
+
+
+def _count(entries: Sequence[_Entry], facet: str) -> Counter[str]:
+    source, key = facet_source(facet)
+    counts: Counter[str] = Counter()
+    for entry in entries:
+        doc = entry.doc
+        if source == "kind":
+            counts[doc.kind] += 1
+        elif source == "owner_id":
+            counts[doc.owner_id] += 1
+        elif source == "fields":
+            assert key is not None
+            if key in doc.fields:
+                counts[doc.fields[key]] += 1
+        else:
+            assert key is not None
+            counts.update(doc.terms.get(key, ()))  # distinct per document already
+    return counts
 
 
 def _hit(entry: _Entry, query_words: Sequence[str]) -> SearchHit:
     doc = entry.doc
     score = float(sum(entry.counts[word] for word in query_words)) if query_words else None
     return SearchHit(
-        id=doc.id, kind=doc.kind, owner_id=doc.owner_id, fields=doc.fields, body=doc.body, score=score
+        id=doc.id,
+        kind=doc.kind,
+        owner_id=doc.owner_id,
+        fields=doc.fields,
+        body=doc.body,
+        updated_at=doc.updated_at,
+        score=score,
     )
 
 
-def _sort_key(hit: SearchHit) -> tuple[float, str]:
-    return (hit.score or 0.0, hit.id)
+class _Desc:
+    """A string that sorts backwards, for the descending id of mixed-direction keys."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Desc) -> bool:
+        return self.value > other.value
+
+    def __gt__(self, other: _Desc) -> bool:
+        return self.value < other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
 
 
-def _position_key(position: SearchPosition) -> tuple[float, str]:
-    return (position.score or 0.0, position.id)
+def _hit_key(query: SearchQuery, hit: SearchHit) -> tuple[Any, ...]:
+    """An ascending sort key: the page order is the order of these keys."""
+    sort = query.sort
+    if sort == "relevance":
+        return (-(hit.score or 0.0), _Desc(hit.id))
+    if sort == "updated":
+        return (-micros(hit.updated_at), _Desc(hit.id))
+    if sort == "name":
+        return (name_key(hit.fields), hit.id)
+    return (_Desc(hit.id),)
+
+
+def _position_key(query: SearchQuery, position: SearchPosition) -> tuple[Any, ...]:
+    sort = query.sort
+    if sort == "relevance":
+        return (-(position.score or 0.0), _Desc(position.id))
+    if sort == "updated":
+        assert isinstance(position.key, int)
+        return (-position.key, _Desc(position.id))
+    if sort == "name":
+        return (position.key, position.id)
+    return (_Desc(position.id),)
 
 
 def _detached(hit: SearchHit) -> SearchHit:

@@ -6,10 +6,11 @@ URL:      opensearch://host:9200/?index=studio9-search
           ``ca_certs`` (a CA bundle path), ``refresh`` (wait_for | true: how a write waits
           until searches see it); a URL path is a prefix for a reverse proxy. The URL's
           ``user:password`` is sent as basic auth; it is never logged nor put in an error.
-Features: AND-of-words full text · exact field filters · owner scoping · keyset paging
-          (search_after) · relevance equal to the other adapters' (occurrence counts, not
-          BM25) · newer-wins bulk upserts · strict, versioned mapping behind an alias,
-          upgraded by reindex and an atomic alias swap
+Features: AND-of-words full text · exact field and term filters · owner and reader scoping ·
+          four orders with keyset paging (search_after) · facets (terms aggregations) ·
+          relevance equal to the other adapters' (occurrence counts, not BM25) · newer-wins
+          bulk upserts · strict, versioned mapping behind an alias, upgraded by reindex and
+          an atomic alias swap
 Extra:    cloud (opensearch-py[async])
 
 Documents live in ``<index>-v<N>``; reads and writes only ever name the alias ``<index>``
@@ -43,6 +44,7 @@ from adapters.search_index.opensearch_mapping import (
     SCHEMA_VERSION,
     aliased_indices,
     check_alias,
+    facets,
     hit,
     index_body,
     index_name,
@@ -169,8 +171,9 @@ class OpenSearchSearchIndex:
         body = search_body(query, query.position())
         with _translated(self.alias):
             response = await self._client.search(index=self.alias, body=body)
-        scored = bool(query.words)
-        return SearchPage.of(query, [hit(raw, scored=scored) for raw in response["hits"]["hits"]])
+        scored = query.ranked
+        hits = [hit(raw, scored=scored) for raw in response["hits"]["hits"]]
+        return SearchPage.of(query, hits, facets(query, response))
 
     async def clear(self, kind: str) -> None:
         with _translated(self.alias):

@@ -18,6 +18,16 @@ its place being exact, and the linear scores add up to the count again (exactly 
 the sum stays below 2**24, as Lucene scores are 32-bit floats). Corpus statistics (BM25)
 never enter the score, so writes between two pages do not reorder the results that a
 cursor points into.
+
+Access and the library (schema v2): ``readers`` is a keyword array of the document's reader
+keys, matched by a ``terms`` filter in the query itself (never a ``post_filter``), so that
+the aggregations behind the facets only ever count readable documents. ``term_values``
+holds the multi-valued terms as ``key=value`` keywords, as ``field_terms`` holds the fields;
+a facet on either is a ``terms`` aggregation restricted to one key by ``include``.
+``updated_at`` is a ``date_nanos`` (a ``date`` keeps milliseconds, and the ``updated`` order
+is to the microsecond) and ``sort_name`` the ``name`` order's key. Documents reindexed from
+v1 have no ``readers``, ``term_values`` nor ``sort_name``: they match no reader filter and
+sort as an empty name, which is what v1's jobs are.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 import structlog
@@ -32,20 +43,23 @@ from opensearchpy import AsyncOpenSearch, NotFoundError, TransportError
 
 from studio9.errors import BackendUnavailable, ConfigError
 from studio9.metadata.domain import (
+    FACET_SIZE,
     MAX_TEXT_LENGTH,
     SearchDocument,
     SearchHit,
     SearchPosition,
     SearchQuery,
+    facet_source,
+    name_key,
     words,
 )
 
 log = structlog.get_logger()
 
 #: The mapping version this code writes; ``ensure_schema`` moves older indices to it.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 #: Fields a hit carries; ``terms`` and ``counts`` only serve the query.
-HIT_SOURCE: Final = ("id", "kind", "owner_id", "fields", "body")
+HIT_SOURCE: Final = ("id", "kind", "owner_id", "fields", "body", "updated_at")
 _SETTING = "STUDIO9_INDEX_URL"
 _FEATURE_BASE = 512
 _FEATURE_DIGITS = 3
@@ -66,7 +80,10 @@ MAPPINGS: Final[Mapping[str, Any]] = {
         "terms": {"type": "keyword", "doc_values": False},
         "counts": {"type": "rank_features"},
         "body": {"type": "object", "enabled": False},
-        "updated_at": {"type": "date"},
+        "updated_at": {"type": "date_nanos"},
+        "readers": {"type": "keyword"},
+        "term_values": {"type": "keyword", "ignore_above": _MAX_KEYWORD},
+        "sort_name": {"type": "keyword"},
     },
 }
 
@@ -115,6 +132,9 @@ def source(doc: SearchDocument) -> dict[str, Any]:
         "counts": _features(counts),
         "body": dict(doc.body),
         "updated_at": doc.updated_at.isoformat(),
+        "readers": sorted(doc.readers),
+        "term_values": [_field_term(key, value) for key, value in doc.term_pairs()],
+        "sort_name": name_key(doc.fields),
     }
 
 
@@ -127,6 +147,7 @@ def hit(raw: Mapping[str, Any], *, scored: bool) -> SearchHit:
         owner_id=doc["owner_id"],
         fields=doc["fields"],
         body=doc["body"],
+        updated_at=datetime.fromisoformat(doc["updated_at"]),
         score=float(raw["sort"][0]) if scored else None,
     )
 
@@ -156,24 +177,26 @@ def _feature_key(word: str, digit: int) -> str:
 
 
 def search_body(query: SearchQuery, position: SearchPosition | None) -> dict[str, Any]:
-    """The search request for one page: ``limit + 1`` hits after ``position``.
+    """The search request for one page: ``limit + 1`` hits after ``position``, and the facets.
 
-    Order: with words, score then id descending; without, id descending (the domain's).
+    Every filter, the reader filter included, is in the query, so the aggregations count
+    exactly the documents the hits are drawn from; ``search_after`` leaves them alone.
     """
     query_words = query.words
     filters: list[dict[str, Any]] = [{"term": {"kind": query.kind}}]
     if query.owner_id is not None:
         filters.append({"term": {"owner_id": query.owner_id}})
+    if query.readers is not None:
+        filters.append({"terms": {"readers": sorted(query.readers)}})
     filters.extend({"term": {"field_terms": _field_term(k, v)}} for k, v in sorted(query.filters.items()))
+    filters.extend({"term": {"term_values": _field_term(k, v)}} for k, v in sorted(query.any_terms.items()))
     filters.extend({"term": {"terms": word}} for word in query_words)
     boolean: dict[str, Any] = {"filter": filters}
-    sort: list[dict[str, Any]] = [{"id": {"order": "desc"}}]
-    after: list[Any] = [] if position is None else [position.id]
-    if query_words:
+    if query.not_owner_id is not None:
+        boolean["must_not"] = [{"term": {"owner_id": query.not_owner_id}}]
+    sort, after = _sort(query, position)
+    if query.ranked:
         boolean["should"] = _score_clauses(query_words)
-        sort.insert(0, {"_score": {"order": "desc"}})
-        if position is not None:
-            after.insert(0, position.score or 0.0)
     body: dict[str, Any] = {
         "size": query.limit + 1,
         "query": {"bool": boolean},
@@ -183,7 +206,66 @@ def search_body(query: SearchQuery, position: SearchPosition | None) -> dict[str
     }
     if after:
         body["search_after"] = after
+    if query.facets:
+        body["aggs"] = {f"f{i}": _facet_aggregation(name) for i, name in enumerate(query.facets)}
     return body
+
+
+def facets(query: SearchQuery, response: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """The facet counts of ``query`` from the aggregations ``search_body`` asked for."""
+    aggregations = response.get("aggregations", {})
+    counted: dict[str, dict[str, int]] = {}
+    for i, name in enumerate(query.facets):
+        source, _ = facet_source(name)
+        buckets = aggregations.get(f"f{i}", {}).get("buckets", [])
+        keyed = source in ("fields", "terms")
+        # "key=value" keywords: the value is what follows the first "=" (keys have none).
+        counted[name] = {
+            (str(b["key"]).partition("=")[2] if keyed else str(b["key"])): int(b["doc_count"])
+            for b in buckets
+        }
+    return counted
+
+
+def _sort(query: SearchQuery, position: SearchPosition | None) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The sort clauses of the query's order and the ``search_after`` values of ``position``."""
+    order = query.sort
+    if order == "relevance":
+        sort: list[dict[str, Any]] = [{"_score": {"order": "desc"}}, {"id": {"order": "desc"}}]
+        after: list[Any] = [] if position is None else [position.score or 0.0, position.id]
+    elif order == "updated":
+        sort = [{"updated_at": {"order": "desc"}}, {"id": {"order": "desc"}}]
+        # date_nanos sort values are nanoseconds since the epoch.
+        after = [] if position is None else [_int(position.key) * 1000, position.id]
+    elif order == "name":
+        sort = [{"sort_name": {"order": "asc", "missing": ""}}, {"id": {"order": "asc"}}]
+        after = [] if position is None else [position.key, position.id]
+    else:
+        sort = [{"id": {"order": "desc"}}]
+        after = [] if position is None else [position.id]
+    return sort, after
+
+
+def _int(value: int | str | None) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def _facet_aggregation(name: str) -> dict[str, Any]:
+    source, key = facet_source(name)
+    terms: dict[str, Any] = {
+        "size": FACET_SIZE,
+        # Enough per shard for exact counts of every value a facet shows in practice.
+        "shard_size": 10 * FACET_SIZE,
+        "order": [{"_count": "desc"}, {"_key": "asc"}],
+    }
+    if source in ("kind", "owner_id"):
+        terms["field"] = source
+    else:
+        # Keys are identifiers: nothing in them is a regular expression operator.
+        terms["field"] = "field_terms" if source == "fields" else "term_values"
+        terms["include"] = f"{key}=.*"
+    return {"terms": terms}
 
 
 def _score_clauses(query_words: Sequence[str]) -> list[dict[str, Any]]:

@@ -1,21 +1,35 @@
 """Search documents, the queries over them, and the text rules every index adapter shares.
 
-A ``SearchDocument`` is a projection of something Studio9 owns (a job with its heartbeats
-and result today, assets later), written to the index by the indexer and replaceable at
-any time: the system of record stays the truth, the index can be rebuilt.
+A ``SearchDocument`` (``studio9.metadata.documents``, re-exported here) is a projection of
+something Studio9 owns (a job with its heartbeats and result, an asset), written to the
+index by the indexer and replaceable at any time: the system of record stays the truth,
+the index can be rebuilt. Assets are documents of kind ``asset`` with the asset's own kind
+in ``fields["asset_kind"]``: one query searches every asset kind, ``filters`` narrows it to
+one, and the facet ``fields.asset_kind`` counts them.
 
-Text semantics, identical in every adapter because they all call ``words()``: text is
-NFKC-normalised, case-folded (``str.casefold``, a stronger lowercasing that also folds
-Greek final sigma, as SQLite's tokenizer does) and split into runs of letters and
-digits, so punctuation (underscores included) separates words and ``"data.profile"`` is
-the two words ``data`` and ``profile``. A document matches a query when it contains every word of the query,
-whole words only, with no stemming and no accent folding. A query without words (no
-text, blank text, punctuation only) does not filter by text.
+Access: a query with ``readers`` (the caller's reader keys) sees only documents whose
+``readers`` meet them, in hits and in facet counts alike; ``readers=None`` filters nothing
+(administrators, and jobs, which are scoped by ``owner_id``).
 
-Order: with words, by relevance (a per-document score: how often the words occur) then
-id descending; without, by id descending, which is newest first for Studio9's
-time-sortable ids. Cursors are opaque, bound to the query that made them, and page by
-keyset, so pages never repeat or skip a document that did not change in between.
+Orders (``SearchQuery.order``), each with the id as the last tie-breaker so that keyset
+cursors never repeat or skip a document that did not change in between:
+
+- ``relevance`` (default): with words, the per-document score (how often the words occur)
+  descending, then id descending; without words, as ``newest``.
+- ``newest``: id descending, which is newest first for Studio9's time-sortable ids.
+- ``updated``: ``updated_at`` descending (to the microsecond), then id descending.
+- ``name``: ``name_key(fields)`` ascending (the folded ``fields["name"]``, "" without one),
+  then id ascending.
+
+Hits carry a score only under ``relevance`` with words. Cursors are opaque and bound to
+the query that made them (everything that selects or orders documents, not the page size
+nor the facets).
+
+Facets (``SearchQuery.facets``): ``kind``, ``owner_id``, ``fields.<key>`` or ``terms.<key>``;
+for each, how many matching documents (text, filters, terms, owner, readers: the same set
+as the hits, ignoring paging) have each value: the top ``FACET_SIZE`` values by count
+descending, then value ascending. A document counts once per value it has; documents
+without the field count nowhere.
 """
 
 from __future__ import annotations
@@ -24,83 +38,88 @@ import base64
 import binascii
 import hashlib
 import json
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any, Self
+from datetime import UTC, datetime
+from typing import Any, Final, Self
 
 import attrs
 
-from studio9.errors import InvalidInput
+from studio9.metadata.documents import (
+    FIELD_KEY_PATTERN,
+    KIND_PATTERN,
+    MAX_ID_LENGTH,
+    MAX_OWNER_ID_LENGTH,
+    MAX_READER_LENGTH,
+    MAX_TERM_LENGTH,
+    NAME_KEY_LENGTH,
+    InvalidSearch,
+    SearchDocument,
+    name_key,
+    words,
+)
 
-KIND_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
-#: Field keys are safe identifiers, so that adapters can name them in JSON paths.
-FIELD_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-MAX_ID_LENGTH = 128
-MAX_OWNER_ID_LENGTH = 64
+__all__ = [
+    "FACET_SIZE",
+    "FIELD_KEY_PATTERN",
+    "KIND_PATTERN",
+    "MAX_ID_LENGTH",
+    "MAX_LIMIT",
+    "MAX_OWNER_ID_LENGTH",
+    "MAX_READER_LENGTH",
+    "MAX_TERM_LENGTH",
+    "NAME_KEY_LENGTH",
+    "ORDERS",
+    "InvalidSearch",
+    "SearchDocument",
+    "SearchHit",
+    "SearchPage",
+    "SearchPosition",
+    "SearchQuery",
+    "facet_source",
+    "micros",
+    "name_key",
+    "top_values",
+    "words",
+]
+
 MAX_LIMIT = 500
 MAX_TEXT_LENGTH = 1000
 MAX_QUERY_WORDS = 32
-
-_WORD = re.compile(r"[^\W_]+")
-
-
-def words(text: str) -> list[str]:
-    """The words of ``text``, in order, as every adapter indexes and matches them."""
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-
-
-class InvalidSearch(InvalidInput):
-    """A search query or cursor that cannot be used (bad kind, filter key, limit or cursor)."""
+#: A caller's reader keys: themselves, their email, their groups and projects.
+MAX_READER_KEYS = 10_000
+MAX_FACETS = 8
+FACET_SIZE: Final = 50
+ORDERS: Final = ("relevance", "newest", "updated", "name")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-# -- documents ---------------------------------------------------------------------------
+def micros(at: datetime) -> int:
+    """``at`` as integer microseconds since the epoch: the ``updated`` order's cursor key."""
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _check_fields(instance: Any, attribute: attrs.Attribute[Any], value: Mapping[str, str]) -> None:
-    for key, item in value.items():
-        if not isinstance(key, str) or not FIELD_KEY_PATTERN.fullmatch(key):
-            raise ValueError(f"{attribute.name} key {key!r} is not an identifier")
-        if not isinstance(item, str):
-            raise ValueError(f"{attribute.name}[{key!r}] must be a string, not {type(item).__name__}")
+def facet_source(name: str) -> tuple[str, str | None]:
+    """Where facet ``name`` counts: ``("kind", None)``, ``("owner_id", None)``,
+    ``("fields", key)`` or ``("terms", key)``.
 
-
-def _check_aware(instance: Any, attribute: attrs.Attribute[Any], value: datetime) -> None:
-    if value.tzinfo is None:
-        raise ValueError(f"{attribute.name} must be timezone-aware")
-
-
-def _check_json(instance: Any, attribute: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{attribute.name} must be JSON-serialisable: {exc}") from None
-
-
-def _identifier(max_length: int) -> Any:
-    return attrs.validators.and_(
-        attrs.validators.instance_of(str), attrs.validators.min_len(1), attrs.validators.max_len(max_length)
+    Raises:
+        InvalidSearch: (field ``facets``) not one of those forms.
+    """
+    if name in ("kind", "owner_id"):
+        return name, None
+    source, _, key = name.partition(".")
+    if source in ("fields", "terms") and FIELD_KEY_PATTERN.fullmatch(key):
+        return source, key
+    raise InvalidSearch(
+        f"unknown facet {name!r}: expected kind, owner_id, fields.<key> or terms.<key>", field="facets"
     )
 
 
-@attrs.frozen(kw_only=True)
-class SearchDocument:
-    """One searchable document. ``id`` is unique across kinds (a job's id, an asset's id).
-
-    ``text`` is what full-text search sees (type, parameters, messages, error, result
-    summary…); ``fields`` are exact-match filters such as ``{"status": "failed"}``;
-    ``body`` is the JSON summary handed back with each hit. Invalid values raise
-    ValueError: documents are built by Studio9's own code, never taken from a request.
-    """
-
-    id: str = attrs.field(validator=_identifier(MAX_ID_LENGTH))
-    kind: str = attrs.field(validator=attrs.validators.matches_re(KIND_PATTERN))
-    owner_id: str = attrs.field(validator=_identifier(MAX_OWNER_ID_LENGTH))
-    text: str = attrs.field(validator=attrs.validators.instance_of(str))
-    fields: Mapping[str, str] = attrs.field(factory=dict, validator=_check_fields)
-    updated_at: datetime = attrs.field(validator=_check_aware)
-    body: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_json)
+def top_values(counts: Mapping[str, int]) -> dict[str, int]:
+    """The ``FACET_SIZE`` values with the highest counts (then the lowest values), in that order."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return dict(ranked[:FACET_SIZE])
 
 
 # -- queries -----------------------------------------------------------------------------
@@ -120,12 +139,55 @@ def _query_text(instance: Any, attribute: attrs.Attribute[Any], value: str | Non
         raise InvalidSearch(f"search text has more than {MAX_QUERY_WORDS} words", field="text")
 
 
-def _query_filters(instance: Any, attribute: attrs.Attribute[Any], value: Mapping[str, str]) -> None:
+def _query_pairs(instance: Any, attribute: attrs.Attribute[Any], value: Mapping[str, str]) -> None:
     for key, item in value.items():
         if not isinstance(key, str) or not FIELD_KEY_PATTERN.fullmatch(key):
-            raise InvalidSearch(f"invalid filter name {key!r}", field="filters")
+            raise InvalidSearch(f"invalid {attribute.name} name {key!r}", field=attribute.name)
         if not isinstance(item, str):
-            raise InvalidSearch(f"filter {key!r} must be a string", field="filters")
+            raise InvalidSearch(f"{attribute.name} {key!r} must be a string", field=attribute.name)
+
+
+def _query_owner(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidSearch(f"{attribute.name} must be a string", field=attribute.name)
+
+
+def _reader_set(value: Any) -> frozenset[str] | None:
+    if value is None or isinstance(value, frozenset):
+        return value
+    if isinstance(value, str) or not isinstance(value, Sequence | set):
+        raise InvalidSearch("readers must be a set of reader keys", field="readers")
+    return frozenset(value)
+
+
+def _query_readers(instance: Any, attribute: attrs.Attribute[Any], value: frozenset[str] | None) -> None:
+    if value is None:
+        return
+    if len(value) > MAX_READER_KEYS:
+        raise InvalidSearch(f"more than {MAX_READER_KEYS} reader keys", field="readers")
+    for key in value:
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_READER_LENGTH:
+            raise InvalidSearch(f"reader keys are 1-{MAX_READER_LENGTH} characters", field="readers")
+
+
+def _query_order(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in ORDERS:
+        raise InvalidSearch(f"unknown order {value!r}; expected one of {', '.join(ORDERS)}", field="order")
+
+
+def _facet_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence | set | frozenset):
+        raise InvalidSearch("facets must be a list of facet names", field="facets")
+    return tuple(dict.fromkeys(value))
+
+
+def _query_facets(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    if len(value) > MAX_FACETS:
+        raise InvalidSearch(f"more than {MAX_FACETS} facets", field="facets")
+    for name in value:
+        if not isinstance(name, str):
+            raise InvalidSearch("facet names must be strings", field="facets")
+        facet_source(name)
 
 
 def _query_limit(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -135,24 +197,43 @@ def _query_limit(instance: Any, attribute: attrs.Attribute[Any], value: int) -> 
 
 @attrs.frozen(kw_only=True)
 class SearchPosition:
-    """Where the previous page ended: its last hit's id and, for text queries, its score."""
+    """Where the previous page ended: its last hit's id, and its score (``relevance`` with
+    words) or its sort key (``updated``: microseconds since the epoch; ``name``: the name key)."""
 
     id: str
     score: float | None
+    key: int | str | None = None
+
+    @property
+    def updated_at(self) -> datetime:
+        """The ``updated`` order's key as a datetime (UTC)."""
+        assert isinstance(self.key, int)
+        return datetime.fromtimestamp(self.key // 1_000_000, UTC).replace(microsecond=self.key % 1_000_000)
 
 
 @attrs.frozen(kw_only=True)
 class SearchQuery:
     """Documents of one kind, optionally matching text and filters, one page at a time.
 
-    ``owner_id`` None searches every owner (administrators); the service sets it for
-    everyone else. Invalid values raise InvalidSearch (the caller's input, a 422).
+    ``owner_id`` keeps one owner's documents, ``not_owner_id`` everyone else's (``scope=shared``);
+    ``readers`` keeps the documents those reader keys may read (None: no access filter, for
+    administrators and owner-scoped jobs). ``filters`` match ``fields`` exactly; ``any_terms``
+    match a document whose ``terms[key]`` contains the value (``{"tags": "q1"}``); all of them
+    hold at once. ``order`` is one of ``ORDERS``; ``facets`` names the counts to return.
+    Invalid values raise InvalidSearch naming the field (the caller's input, a 422).
     """
 
     kind: str = attrs.field(validator=_query_kind)
     text: str | None = attrs.field(default=None, validator=_query_text)
-    filters: Mapping[str, str] = attrs.field(factory=dict, validator=_query_filters)
-    owner_id: str | None = None
+    filters: Mapping[str, str] = attrs.field(factory=dict, validator=_query_pairs)
+    any_terms: Mapping[str, str] = attrs.field(factory=dict, validator=_query_pairs)
+    owner_id: str | None = attrs.field(default=None, validator=_query_owner)
+    not_owner_id: str | None = attrs.field(default=None, validator=_query_owner)
+    readers: frozenset[str] | None = attrs.field(
+        default=None, converter=_reader_set, validator=_query_readers
+    )
+    order: str = attrs.field(default="relevance", validator=_query_order)
+    facets: Sequence[str] = attrs.field(factory=tuple, converter=_facet_names, validator=_query_facets)
     limit: int = attrs.field(default=50, validator=_query_limit)
     cursor: str | None = None
 
@@ -160,6 +241,18 @@ class SearchQuery:
     def words(self) -> tuple[str, ...]:
         """The distinct words a document must contain, in the order given."""
         return tuple(dict.fromkeys(words(self.text or "")))
+
+    @property
+    def ranked(self) -> bool:
+        """Whether hits are ordered (and scored) by relevance: ``relevance`` with words."""
+        return self.order == "relevance" and bool(self.words)
+
+    @property
+    def sort(self) -> str:
+        """The effective order: ``relevance`` (with words), ``newest``, ``updated`` or ``name``."""
+        if self.order == "relevance":
+            return "relevance" if self.words else "newest"
+        return self.order
 
     def position(self) -> SearchPosition | None:
         """The decoded cursor, or None on the first page.
@@ -176,24 +269,43 @@ class SearchQuery:
             raise InvalidSearch("malformed cursor", field="cursor") from None
         if not isinstance(data, dict) or data.get("q") != self._fingerprint():
             raise InvalidSearch("the cursor belongs to a different query", field="cursor")
-        last_id, score = data.get("i"), data.get("s")
-        if not isinstance(last_id, str) or isinstance(score, bool):
+        last_id, score, key = data.get("i"), data.get("s"), data.get("k")
+        if not isinstance(last_id, str) or isinstance(score, bool) or isinstance(key, bool):
             raise InvalidSearch("malformed cursor", field="cursor")
-        if not self.words and score is None:
-            return SearchPosition(id=last_id, score=None)
-        if self.words and isinstance(score, int | float):
+        sort = self.sort
+        if sort == "relevance" and isinstance(score, int | float) and key is None:
             return SearchPosition(id=last_id, score=float(score))
+        if sort == "newest" and score is None and key is None:
+            return SearchPosition(id=last_id, score=None)
+        if sort == "updated" and score is None and isinstance(key, int):
+            return SearchPosition(id=last_id, score=None, key=key)
+        if sort == "name" and score is None and isinstance(key, str):
+            return SearchPosition(id=last_id, score=None, key=key)
         raise InvalidSearch("malformed cursor", field="cursor")
 
     def cursor_after(self, hit: SearchHit) -> str:
         """The cursor for the page that follows ``hit``."""
-        data = {"q": self._fingerprint(), "i": hit.id, "s": hit.score}
-        raw = json.dumps(data, separators=(",", ":")).encode()
+        data: dict[str, Any] = {"q": self._fingerprint(), "i": hit.id, "s": hit.score}
+        sort = self.sort
+        if sort == "updated":
+            data["k"] = micros(hit.updated_at)
+        elif sort == "name":
+            data["k"] = name_key(hit.fields)
+        raw = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
     def _fingerprint(self) -> str:
-        # Everything that selects or orders documents; the page size may change between pages.
-        key = [self.kind, self.words, sorted(self.filters.items()), self.owner_id]
+        # Everything that selects or orders documents; the page size and facets may change
+        # between pages. Queries of the original form keep their original fingerprint.
+        key: list[Any] = [self.kind, self.words, sorted(self.filters.items()), self.owner_id]
+        extra = [
+            self.not_owner_id,
+            sorted(self.any_terms.items()),
+            None if self.readers is None else sorted(self.readers),
+            self.sort,
+        ]
+        if extra != [None, [], None, "relevance" if self.words else "newest"]:
+            key.append(extra)
         return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
 
 
@@ -202,29 +314,40 @@ class SearchQuery:
 
 @attrs.frozen(kw_only=True)
 class SearchHit:
-    """A matching document as search returns it. ``score`` is None for queries without words."""
+    """A matching document as search returns it. ``score`` is set only under ``relevance`` with words."""
 
     id: str
     kind: str
     owner_id: str
     fields: Mapping[str, str]
     body: Mapping[str, Any]
+    updated_at: datetime
     score: float | None = None
 
 
 @attrs.frozen(kw_only=True)
 class SearchPage:
-    """One page of hits, and the cursor of the next page (None on the last page)."""
+    """One page of hits, the cursor of the next page (None on the last page), and the facets
+    the query asked for (each in ``top_values`` order; every asked facet is present)."""
 
     items: Sequence[SearchHit]
     next_cursor: str | None = None
+    facets: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
 
     @classmethod
-    def of(cls, query: SearchQuery, hits: Sequence[SearchHit]) -> Self:
+    def of(
+        cls,
+        query: SearchQuery,
+        hits: Sequence[SearchHit],
+        facets: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> Self:
         """The page for ``hits``, given in order and fetched ``query.limit + 1`` at most.
 
-        One hit beyond the limit means that another page follows.
+        One hit beyond the limit means that another page follows. ``facets`` maps each facet
+        of the query to its counts (absent ones are empty; each is put in ``top_values`` order).
         """
         items = list(hits[: query.limit])
         more = len(hits) > query.limit
-        return cls(items=items, next_cursor=query.cursor_after(items[-1]) if more else None)
+        given = facets or {}
+        counted = {name: top_values(given.get(name, {})) for name in query.facets}
+        return cls(items=items, next_cursor=query.cursor_after(items[-1]) if more else None, facets=counted)

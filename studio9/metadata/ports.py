@@ -2,7 +2,8 @@
 
 Adapters: ``adapters/search_index/memory.py`` (memory://) and ``adapters/search_index/sql.py`` (sql://:
 SQLite FTS5 or PostgreSQL full-text, in the system-of-record database); the change feed is the
-job store's transactional outbox (``adapters/job_store/``).
+transactional outbox (table ``outbox``), drained through the job store (``adapters/job_store/``)
+and written by the job, catalog and access stores (``adapters/sql/outbox.py``).
 Contract: ``tests/contract/test_search_index.py``, ``tests/contract/test_change_feed.py``.
 """
 
@@ -37,7 +38,11 @@ class SearchIndex(Protocol):
         """Remove the documents with these ids; unknown ids are ignored."""
 
     async def search(self, query: SearchQuery) -> SearchPage:
-        """One page of the documents matching ``query``, in the order the domain defines.
+        """One page of the documents matching ``query``, in the order it names, with its facets.
+
+        Only documents whose reader keys meet ``query.readers`` (when set) are matched: they
+        alone are hits, and they alone are counted in the facets, which cover every matching
+        document whatever the page.
 
         Raises:
             InvalidSearch: the query's cursor is malformed or belongs to another query.
@@ -55,9 +60,13 @@ class SearchIndex(Protocol):
 
 @attrs.frozen(kw_only=True)
 class Change:
-    """An outbox entry: ``topic`` (``job`` or ``job.<status>``) and the id of what changed.
+    """An outbox entry: ``topic`` (``job``, ``job.<status>`` or ``asset``) and the id of what changed.
 
-    Every entry means "re-index ``ref_id``"; a ``job.<status>`` one also means "announce it"."""
+    Every entry means "re-index ``ref_id``"; a ``job.<status>`` one also means "announce it".
+    ``asset`` entries are written by the catalog store (an asset added, versioned, updated,
+    deleted or transferred) and the access store (a share put or deleted, a project link made,
+    moved or removed, a group or project deleted with shares or links of the asset), in the
+    change's transaction; ``ref_id`` is the asset id, and a missing asset means "remove it"."""
 
     id: int
     topic: str

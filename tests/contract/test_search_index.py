@@ -306,7 +306,7 @@ async def test_bad_cursors_raise_invalid_search(index: SearchIndex) -> None:
 
 
 async def test_invalid_query_values_raise_invalid_search(index: SearchIndex) -> None:
-    for values in [
+    cases: list[dict[str, Any]] = [
         {"kind": "Job; DROP"},
         {"kind": "job", "filters": {"status') OR 1=1 --": "x"}},
         {"kind": "job", "filters": {"a.b": "x"}},
@@ -314,7 +314,8 @@ async def test_invalid_query_values_raise_invalid_search(index: SearchIndex) -> 
         {"kind": "job", "limit": 100_000},
         {"kind": "job", "text": "x" * 5_000},
         {"kind": "job", "text": " ".join(f"w{i}" for i in range(100))},
-    ]:
+    ]
+    for values in cases:
         with pytest.raises(InvalidSearch):
             await index.search(SearchQuery(**values))
 

@@ -29,6 +29,8 @@ from adapters.search_index.opensearch_mapping import (
     index_body,
     index_name,
     migrate_schema,
+    search_body,
+    source,
 )
 from studio9 import bootstrap
 from studio9.backends import AdapterOptions
@@ -58,10 +60,14 @@ def alias() -> str:
     return f"studio9-test-{uuid.uuid4().hex[:12]}"
 
 
+#: The migration tests move the current schema ("v1" in their names) to a next one ("v2").
+CURRENT, NEXT = SCHEMA_VERSION, SCHEMA_VERSION + 1
+
+
 def _v2_body() -> dict[str, Any]:
-    """A second schema version: the first one plus a field."""
+    """The next schema version: the current one plus a field."""
     properties = {**MAPPINGS["properties"], "title": {"type": "keyword"}}
-    return index_body({**MAPPINGS, "_meta": {"studio9_schema": 2}, "properties": properties})
+    return index_body({**MAPPINGS, "_meta": {"studio9_schema": NEXT}, "properties": properties})
 
 
 @contextlib.contextmanager
@@ -112,7 +118,7 @@ async def test_migration_reindexes_and_swaps_the_alias_while_reads_go_on(
     client: AsyncOpenSearch, alias: str
 ) -> None:
     # Given documents in schema v1
-    v1 = await migrate_schema(client, alias, version=1, body=index_body(), timeout=60)
+    v1 = await migrate_schema(client, alias, version=CURRENT, body=index_body(), timeout=60)
     index = OpenSearchSearchIndex(client, alias=alias)
     docs = [_doc(f"migrated item{i}", fields={"n": str(i % 2)}) for i in range(40)]
     await index.upsert(docs)
@@ -130,7 +136,7 @@ async def test_migration_reindexes_and_swaps_the_alias_while_reads_go_on(
 
     reader = asyncio.create_task(read())
     try:
-        v2 = await migrate_schema(client, alias, version=2, body=_v2_body(), timeout=60)
+        v2 = await migrate_schema(client, alias, version=NEXT, body=_v2_body(), timeout=60)
     finally:
         done.set()
         await reader
@@ -152,10 +158,57 @@ async def test_migration_reindexes_and_swaps_the_alias_while_reads_go_on(
         await index.check_schema()
 
 
+def _schema_v1_body() -> dict[str, Any]:
+    """Schema v1 as Studio9 wrote it before the library: no readers, terms nor sort name, and
+    ``updated_at`` a ``date``."""
+    properties = {
+        key: value
+        for key, value in MAPPINGS["properties"].items()
+        if key not in ("readers", "term_values", "sort_name")
+    }
+    properties["updated_at"] = {"type": "date"}
+    return index_body({**MAPPINGS, "_meta": {"studio9_schema": 1}, "properties": properties})
+
+
+async def test_v1_documents_move_to_the_library_schema_and_stay_searchable(
+    client: AsyncOpenSearch, alias: str
+) -> None:
+    # Given a job document written by schema v1 (micro-seconds in updated_at, no new fields)
+    await migrate_schema(client, alias, version=1, body=_schema_v1_body(), timeout=60)
+    old = _doc("migrated job", fields={"status": "done"}, updated_at=NOW + timedelta(microseconds=7))
+    v1_source = {
+        key: value for key, value in source(old).items() if key not in ("readers", "term_values", "sort_name")
+    }
+    await client.index(index=alias, id=old.id, body=v1_source, refresh=True)
+    # When this Studio9 migrates
+    index = OpenSearchSearchIndex(client, alias=alias)
+    await index.ensure_schema()
+    await index.check_schema()
+    newer = _doc("migrated job", updated_at=NOW + timedelta(microseconds=8))
+    await index.upsert([newer])
+    # Then the old document is found, ordered to the microsecond, and named as ""
+    assert await _ids(index, text="migrated", order="updated") == [newer.id, old.id]
+    assert await _ids(index, order="name") == sorted([old.id, newer.id])
+    page = await index.search(SearchQuery(kind="job", order="updated", limit=1))
+    rest = await index.search(SearchQuery(kind="job", order="updated", limit=1, cursor=page.next_cursor))
+    assert [h.id for h in [*page.items, *rest.items]] == [newer.id, old.id]
+    # And no reader filter lets it through
+    assert await _ids(index, readers={f"u:{old.owner_id}"}) == []
+
+
+def test_the_reader_filter_is_part_of_the_query_that_the_aggregations_count() -> None:
+    query = SearchQuery(kind="asset", readers={"u:A", "g:B"}, facets=["owner_id", "terms.tags"])
+    body = search_body(query, None)
+    assert "post_filter" not in body
+    assert {"terms": {"readers": ["g:B", "u:A"]}} in body["query"]["bool"]["filter"]
+    assert set(body["aggs"]) == {"f0", "f1"}
+    assert body["aggs"]["f1"]["terms"]["include"] == "tags=.*"
+
+
 async def test_a_failed_reindex_leaves_the_old_version_behind_the_alias_and_writable(
     client: AsyncOpenSearch, alias: str
 ) -> None:
-    v1 = await migrate_schema(client, alias, version=1, body=index_body(), timeout=60)
+    v1 = await migrate_schema(client, alias, version=CURRENT, body=index_body(), timeout=60)
     index = OpenSearchSearchIndex(client, alias=alias)
     doc = _doc("survivor")
     await index.upsert([doc])
@@ -163,7 +216,7 @@ async def test_a_failed_reindex_leaves_the_old_version_behind_the_alias_and_writ
     properties = {**MAPPINGS["properties"], "updated_at": {"type": "integer"}}
     broken = index_body({**MAPPINGS, "properties": properties})
     with pytest.raises(BackendUnavailable, match="did not complete: 1 failures"):
-        await migrate_schema(client, alias, version=2, body=broken, timeout=60)
+        await migrate_schema(client, alias, version=NEXT, body=broken, timeout=60)
     assert list(await client.indices.get_alias(name=alias)) == [v1]
     await index.upsert([_doc("still writable")])
     assert len(await _ids(index, text="still")) == 1
@@ -174,10 +227,10 @@ async def test_an_interrupted_migration_is_finished_by_running_it_again(
     client: AsyncOpenSearch, alias: str
 ) -> None:
     # An old version left without the alias, as after a crash between the swap and the delete
-    await client.indices.create(index=index_name(alias, 1), body=index_body())
-    await migrate_schema(client, alias, version=2, body=_v2_body(), timeout=60)
-    assert not await client.indices.exists(index=index_name(alias, 1))
-    assert list(await client.indices.get_alias(name=alias)) == [index_name(alias, 2)]
+    await client.indices.create(index=index_name(alias, CURRENT), body=index_body())
+    await migrate_schema(client, alias, version=NEXT, body=_v2_body(), timeout=60)
+    assert not await client.indices.exists(index=index_name(alias, CURRENT))
+    assert list(await client.indices.get_alias(name=alias)) == [index_name(alias, NEXT)]
 
 
 async def test_a_plain_index_in_the_alias_place_is_a_config_error(
@@ -185,7 +238,7 @@ async def test_a_plain_index_in_the_alias_place_is_a_config_error(
 ) -> None:
     await client.indices.create(index=alias, body={})
     with pytest.raises(ConfigError, match="not an alias"):
-        await migrate_schema(client, alias, version=1, body=index_body(), timeout=60)
+        await migrate_schema(client, alias, version=CURRENT, body=index_body(), timeout=60)
 
 
 async def test_without_migration_writes_fail_and_create_nothing(client: AsyncOpenSearch, alias: str) -> None:
