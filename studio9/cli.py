@@ -150,13 +150,16 @@ def _parser() -> argparse.ArgumentParser:
     from studio9 import cli_tables
 
     cli_tables.add_commands(commands, common)
+    from studio9 import cli_access
+
+    cli_access.add_commands(commands, common)
 
     reindex = commands.add_parser(
         "reindex",
         parents=common,
         help="rebuild the search index from the database",
-        description="Drop every job document from STUDIO9_INDEX_URL and write them "
-        "again from STUDIO9_DATABASE_URL. Safe while the service runs.",
+        description="Drop every job and asset document from STUDIO9_INDEX_URL and write "
+        "them again from STUDIO9_DATABASE_URL. Safe while the service runs.",
     )
     reindex.set_defaults(run=_run_reindex)
 
@@ -336,7 +339,7 @@ def _run_reindex(settings: Settings, args: argparse.Namespace) -> int:
             return await container.indexer.rebuild()
 
     written = asyncio.run(run())
-    print(f"reindexed {written} jobs")
+    print(f"reindexed {written} documents (jobs and assets)")
     return 0
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from studio9.access.ports import AccessStore
+from studio9.audit.ports import AuditLog
 from studio9.auth.ports import TokenStore, UserStore
 from studio9.backends import Backend
 from studio9.catalog.ports import CatalogStore
@@ -58,3 +60,9 @@ class Database(Backend, Protocol):
 
     @property
     def catalog(self) -> CatalogStore: ...
+
+    @property
+    def access(self) -> AccessStore: ...
+
+    @property
+    def audit(self) -> AuditLog: ...

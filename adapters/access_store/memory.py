@@ -7,7 +7,10 @@ Extra:    none
 What the SQL tables get from foreign keys to ``assets`` this store gets from the catalog next to
 it: given the catalog (``assets``), it refuses a share or link of an unknown asset, and
 ``asset_deleted`` (which ``MemoryDatabase`` has the catalog call on every delete) takes an asset's
-shares and links away.
+shares and links away. Given ``outbox`` (``MemoryJobStore.enqueue``), a write that changes an
+asset's reader keys (shares, project links) appends an ``asset`` entry per asset concerned under
+the lock, once the change is made: what the SQL store writes in the change's transaction. The
+policy's reads are ``memory_policy``'s.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
+from adapters.access_store.memory_policy import MemoryPolicyReads
 from studio9.access.domain import (
     UNSET,
     Folder,
     FolderNameTaken,
     FolderNotFound,
-    Grant,
     Group,
     GroupMember,
     GroupNameTaken,
@@ -38,10 +41,8 @@ from studio9.access.domain import (
     Share,
     ShareNotFound,
     Unset,
-    email_key,
     group_key,
     project_key,
-    user_key,
 )
 from studio9.catalog.domain import AssetNotFound
 from studio9.catalog.ports import CatalogStore
@@ -50,11 +51,14 @@ if TYPE_CHECKING:
     from studio9.access.ports import AccessStore
 
 _MemberKey = tuple[str, MemberKind, str]
+#: Appends outbox entries: ``outbox(topic, ref_ids)``.
+Outbox = Callable[[str, Sequence[str]], None]
 
 
-class MemoryAccessStore:
-    def __init__(self, assets: CatalogStore | None = None) -> None:
+class MemoryAccessStore(MemoryPolicyReads):
+    def __init__(self, assets: CatalogStore | None = None, *, outbox: Outbox | None = None) -> None:
         self._assets = assets
+        self._outbox = outbox
         self._lock = threading.Lock()
         self._groups: dict[str, Group] = {}
         self._members: dict[tuple[str, str], GroupMember] = {}
@@ -105,10 +109,12 @@ class MemoryAccessStore:
             if self._groups.pop(group_id, None) is None:
                 raise GroupNotFound(group_id)
             self._members = {k: m for k, m in self._members.items() if m.group_id != group_id}
+            revoked = [s.asset_id for s in self._shares.values() if s.grantee_key == group_key(group_id)]
             self._shares = {i: s for i, s in self._shares.items() if s.grantee_key != group_key(group_id)}
             self._project_members = {
                 k: m for k, m in self._project_members.items() if m.member_key != group_key(group_id)
             }
+            self._changed(revoked)
 
     async def add_member(self, member: GroupMember) -> bool:
         with self._lock:
@@ -139,6 +145,7 @@ class MemoryAccessStore:
             existing = next((s for s in self._shares.values() if _same_grant(s, share)), None)
             stored = share if existing is None else attrs.evolve(existing, permission=share.permission)
             self._shares[stored.id] = stored
+            self._changed([stored.asset_id])
             return stored
 
     async def get_share(self, share_id: str) -> Share:
@@ -147,7 +154,8 @@ class MemoryAccessStore:
 
     async def delete_share(self, share_id: str) -> None:
         with self._lock:
-            del self._shares[_found(self._shares, share_id, ShareNotFound).id]
+            revoked = self._shares.pop(_found(self._shares, share_id, ShareNotFound).id)
+            self._changed([revoked.asset_id])
 
     async def shares_of_asset(self, asset_id: str) -> Sequence[Share]:
         with self._lock:
@@ -205,10 +213,12 @@ class MemoryAccessStore:
             if self._projects.pop(project_id, None) is None:
                 raise ProjectNotFound(project_id)
             self._folders = {i: f for i, f in self._folders.items() if f.project_id != project_id}
+            unlinked = [link.asset_id for link in self._links.values() if link.project_id == project_id]
             self._links = {k: link for k, link in self._links.items() if link.project_id != project_id}
             self._project_members = {
                 k: m for k, m in self._project_members.items() if m.project_id != project_id
             }
+            self._changed(unlinked)
 
     async def list_projects(
         self,
@@ -252,9 +262,10 @@ class MemoryAccessStore:
         with self._lock:
             if self._folders.pop(folder_id, None) is None:
                 raise FolderNotFound(folder_id)
-            for key, link in list(self._links.items()):
-                if link.folder_id == folder_id:
-                    self._links[key] = attrs.evolve(link, folder_id=None)
+            moved = [key for key, link in self._links.items() if link.folder_id == folder_id]
+            for key in moved:
+                self._links[key] = attrs.evolve(self._links[key], folder_id=None)
+            self._changed([asset for _, asset in moved])
 
     async def link_asset(self, link: ProjectAsset) -> ProjectAsset:
         await self._check_asset(link.asset_id)
@@ -269,11 +280,15 @@ class MemoryAccessStore:
             existing = self._links.get(key)
             stored = link if existing is None else attrs.evolve(existing, folder_id=link.folder_id)
             self._links[key] = stored
+            self._changed([link.asset_id])
             return stored
 
     async def unlink_asset(self, project_id: str, asset_id: str) -> bool:
         with self._lock:
-            return self._links.pop((project_id, asset_id), None) is not None
+            if self._links.pop((project_id, asset_id), None) is None:
+                return False
+            self._changed([asset_id])
+            return True
 
     async def project_assets(
         self,
@@ -297,6 +312,14 @@ class MemoryAccessStore:
         with self._lock:
             return sorted(project for project, asset in self._links if asset == asset_id)
 
+    async def folders_of_asset(self, asset_id: str) -> Sequence[str]:
+        with self._lock:
+            return sorted(
+                link.folder_id
+                for link in self._links.values()
+                if link.asset_id == asset_id and link.folder_id is not None
+            )
+
     async def put_member(self, member: ProjectMember) -> ProjectMember:
         with self._lock:
             _found(self._projects, member.project_id, ProjectNotFound)
@@ -317,44 +340,12 @@ class MemoryAccessStore:
             found = [m for m in self._project_members.values() if m.project_id == project_id]
         return sorted(found, key=lambda m: (m.member_kind != MemberKind.USER, m.member_id))
 
-    # -- policy reads -----------------------------------------------------------------------------
-
-    async def grants(self, asset_id: str, keys: Collection[str]) -> Sequence[Grant]:
-        wanted = set(keys)
-        with self._lock:
-            found = [
-                Grant(source="share", via=s.id, permission=s.permission)
-                for s in self._shares.values()
-                if s.asset_id == asset_id and s.grantee_key in wanted
-            ]
-            linked = {project for project, asset in self._links if asset == asset_id}
-            found += [
-                Grant(source="project", via=m.project_id, permission=m.permission)
-                for m in self._project_members.values()
-                if m.project_id in linked and m.member_key in wanted
-            ]
-        return sorted(found, key=lambda g: (g.source, g.via, g.permission))
-
-    async def member_keys(self, user_id: str, email: str | None) -> frozenset[str]:
-        keys = {user_key(user_id)} | ({email_key(email)} if email is not None else set())
-        with self._lock:
-            groups = {group for group, user in self._members if user == user_id}
-            keys.update(group_key(group) for group in groups)
-            keys.update(
-                project_key(m.project_id)
-                for m in self._project_members.values()
-                if m.member_id in (groups if m.member_kind is MemberKind.GROUP else {user_id})
-            )
-        return frozenset(keys)
-
-    async def reader_keys(self, asset_id: str, owner_id: str) -> frozenset[str]:
-        with self._lock:
-            keys = {user_key(owner_id)}
-            keys.update(s.grantee_key for s in self._shares.values() if s.asset_id == asset_id)
-            keys.update(project_key(project) for project, asset in self._links if asset == asset_id)
-        return frozenset(keys)
-
     # -- under the lock ---------------------------------------------------------------------------
+
+    def _changed(self, asset_ids: Sequence[str]) -> None:
+        """After a change of these assets' reader keys: their outbox entries."""
+        if self._outbox is not None and asset_ids:
+            self._outbox("asset", asset_ids)
 
     async def _check_asset(self, asset_id: str) -> None:
         """Outside the lock: the foreign key to ``assets`` (the catalog takes its own lock)."""

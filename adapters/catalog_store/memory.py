@@ -3,6 +3,10 @@
 URL:      memory:// (a store of the in-memory system of record, ``MemoryDatabase.catalog``)
 Features: thread-safe · library names unique per owner and kind · compare-and-set versions
 Extra:    none
+
+Given ``outbox`` (``MemoryJobStore.enqueue``, wired by ``MemoryDatabase``), each write that
+changes assets appends an ``asset`` entry per asset under the store's lock, once the change is
+made: what the SQL store writes in the change's transaction.
 """
 
 from __future__ import annotations
@@ -34,8 +38,15 @@ if TYPE_CHECKING:
     from studio9.catalog.ports import CatalogStore
 
 
+#: Appends outbox entries: ``outbox(topic, ref_ids)``.
+Outbox = Callable[[str, Sequence[str]], None]
+
+_ASSET_TOPIC = "asset"
+
+
 class MemoryCatalogStore:
-    def __init__(self) -> None:
+    def __init__(self, *, outbox: Outbox | None = None) -> None:
+        self._outbox = outbox
         self._lock = threading.Lock()
         self._assets: dict[str, Asset] = {}
         self._versions: dict[str, dict[int, AssetVersion]] = {}
@@ -55,6 +66,7 @@ class MemoryCatalogStore:
             self._check_name_free(asset)
             self._assets[asset.id] = asset
             self._versions[asset.id] = {} if first is None else {first.version: first}
+            self._changed([asset.id])
 
     async def get(self, asset_id: str) -> Asset:
         with self._lock:
@@ -101,6 +113,7 @@ class MemoryCatalogStore:
                 changed = attrs.evolve(changed, status=status, error=None)
             self._versions[asset.id][version.version] = version
             self._assets[asset.id] = changed
+            self._changed([asset.id])
             return changed
 
     async def update(self, asset_id: str, changes: AssetChanges, *, at: datetime) -> Asset:
@@ -108,6 +121,7 @@ class MemoryCatalogStore:
             changed = changes.apply(self._asset(asset_id), at)
             self._check_name_free(changed)
             self._assets[asset_id] = changed
+            self._changed([asset_id])
             return changed
 
     async def list(
@@ -128,6 +142,7 @@ class MemoryCatalogStore:
             if self._assets.pop(asset_id, None) is None:
                 raise AssetNotFound(asset_id)
             self._versions.pop(asset_id, None)
+            self._changed([asset_id])
         for listener in self._deleted:  # outside the lock: a listener has its own
             listener(asset_id)
 
@@ -148,7 +163,13 @@ class MemoryCatalogStore:
                     ):
                         raise AssetNameTaken(asset.kind, asset.name)
             self._assets.update(moved)
+            self._changed(list(moved))
             return len(moved)
+
+    async def all(self, *, limit: int, after: str | None = None) -> Sequence[Asset]:
+        with self._lock:
+            found = [a for a in self._assets.values() if after is None or a.id < after]
+        return sorted(found, key=lambda a: a.id, reverse=True)[:limit]
 
     async def add_edges(self, edges: Sequence[LineageEdge]) -> None:
         with self._lock:
@@ -177,6 +198,11 @@ class MemoryCatalogStore:
                     first_seen.setdefault(edge.output_id, edge)
             found = [self._assets[i] for i in first_seen if i in self._assets]
         return sorted(found, key=lambda a: a.id)[:limit]
+
+    def _changed(self, asset_ids: Sequence[str]) -> None:
+        """Under the lock, after the change: the outbox entries of the SQL store's transaction."""
+        if self._outbox is not None and asset_ids:
+            self._outbox(_ASSET_TOPIC, asset_ids)
 
     def _asset(self, asset_id: str) -> Asset:
         try:

@@ -8,7 +8,9 @@ Extra:    cloud (psycopg) for PostgreSQL
 
 Every write is one short transaction whose condition is in its statement (``WHERE
 latest_version = …``, the unique index), never a read followed by a write, so concurrent writers
-need no lock held across statements, on either database.
+need no lock held across statements, on either database. Each write that changes an asset also
+appends an ``asset`` entry per changed asset to the outbox (``adapters/sql/outbox.py``), in the
+same transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.catalog_store.sql_models import NO_JOB, AssetRow, AssetVersionRow, LineageEdgeRow
 from adapters.sql.errors import translated
+from adapters.sql.outbox import ASSET_TOPIC, outbox_insert
 from studio9.catalog.domain import (
     Asset,
     AssetChanges,
@@ -48,6 +51,10 @@ class _LostRace(Exception):
     """Rolls the transaction back when the compare-and-set found another version."""
 
 
+class _Missing(Exception):
+    """Rolls the transaction back (and its outbox entry) when the asset is not there."""
+
+
 class SqlCatalogStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -61,6 +68,7 @@ class SqlCatalogStore:
                     await session.flush()  # the asset before its version (foreign key)
                     if first is not None:
                         session.add(_version_row(first))
+                    await outbox_insert(session, ASSET_TOPIC, [asset.id], asset.created_at)
         except IntegrityError:
             if await self._exists(asset.id):
                 raise AssetExists(asset.id) from None
@@ -143,6 +151,7 @@ class SqlCatalogStore:
                     if result.rowcount != 1:  # type: ignore[attr-defined]
                         raise _LostRace
                     session.add(_version_row(version))
+                    await outbox_insert(session, ASSET_TOPIC, [version.asset_id], version.created_at)
         except _LostRace:
             if not await self._exists(version.asset_id):
                 raise AssetNotFound(version.asset_id) from None
@@ -163,12 +172,15 @@ class SqlCatalogStore:
             with translated():
                 async with self._sessions.begin() as session:
                     result = await session.execute(statement)
+                    if result.rowcount != 1:  # type: ignore[attr-defined]
+                        raise _Missing
+                    await outbox_insert(session, ASSET_TOPIC, [asset_id], at)
+        except _Missing:
+            raise AssetNotFound(asset_id) from None
         except IntegrityError:
             current = await self.get(asset_id)
             changed = changes.apply(current, at)
             raise AssetNameTaken(changed.kind, changed.name) from None
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise AssetNotFound(asset_id)
         return await self.get(asset_id)
 
     async def list(
@@ -185,26 +197,38 @@ class SqlCatalogStore:
                 return [_asset(row) for row in await session.scalars(query)]
 
     async def delete(self, asset_id: str) -> None:
-        with translated():
-            async with self._sessions.begin() as session:
-                # Explicitly, rather than trusting ON DELETE CASCADE: SQLite only honours it on
-                # connections that turned foreign keys on.
-                await session.execute(sa.delete(AssetVersionRow).where(AssetVersionRow.asset_id == asset_id))
-                result = await session.execute(sa.delete(AssetRow).where(AssetRow.id == asset_id))
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            raise AssetNotFound(asset_id)
+        try:
+            with translated():
+                async with self._sessions.begin() as session:
+                    # Explicitly, rather than trusting ON DELETE CASCADE: SQLite only honours it
+                    # on connections that turned foreign keys on.
+                    await session.execute(
+                        sa.delete(AssetVersionRow).where(AssetVersionRow.asset_id == asset_id)
+                    )
+                    result = await session.execute(sa.delete(AssetRow).where(AssetRow.id == asset_id))
+                    if result.rowcount == 0:  # type: ignore[attr-defined]
+                        raise _Missing
+                    await outbox_insert(session, ASSET_TOPIC, [asset_id])
+        except _Missing:
+            raise AssetNotFound(asset_id) from None
 
     async def transfer(self, owner_id: str, to: str, *, at: datetime) -> int:
+        # RETURNING: exactly the rows this statement moved get an outbox entry.
         statement = (
-            sa.update(AssetRow).where(AssetRow.owner_id == owner_id).values(owner_id=to, updated_at=at)
+            sa.update(AssetRow)
+            .where(AssetRow.owner_id == owner_id)
+            .values(owner_id=to, updated_at=at)
+            .returning(AssetRow.id)
+            .execution_options(synchronize_session=False)
         )
         try:
             with translated():
                 async with self._sessions.begin() as session:
-                    result = await session.execute(statement)
+                    moved = list(await session.scalars(statement))
+                    await outbox_insert(session, ASSET_TOPIC, moved, at)
         except IntegrityError:
             raise await self._transfer_clash(owner_id, to) from None
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return len(moved)
 
     async def _transfer_clash(self, owner_id: str, to: str) -> AssetNameTaken:
         """The first library asset of ``owner_id`` whose kind and name ``to`` already has."""
@@ -218,6 +242,15 @@ class SqlCatalogStore:
             async with self._sessions() as session:
                 kind, name = (await session.execute(ours.limit(1))).one()
         return AssetNameTaken(AssetKind(kind), name)
+
+    async def all(self, *, limit: int, after: str | None = None) -> Sequence[Asset]:
+        query = sa.select(AssetRow)
+        if after is not None:
+            query = query.where(AssetRow.id < after)
+        query = query.order_by(AssetRow.id.desc()).limit(limit)
+        with translated():
+            async with self._sessions() as session:
+                return [_asset(row) for row in await session.scalars(query)]
 
     async def add_edges(self, edges: Sequence[LineageEdge]) -> None:
         if not edges:

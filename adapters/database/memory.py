@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Self
 
+from adapters.access_store.memory import MemoryAccessStore
+from adapters.audit_log.memory import MemoryAuditLog
 from adapters.catalog_store.memory import MemoryCatalogStore
 from adapters.config_store.memory import MemoryConfigStore
 from adapters.file_records.memory import MemoryFileRecords
@@ -37,7 +39,12 @@ class MemoryDatabase:
         streams = StreamTables()
         self.stream_states = MemoryStreamStates(streams)
         self.stream_backlog = MemoryStreamBacklog(streams)
-        self.catalog = MemoryCatalogStore()
+        # Asset changes reach the one change feed, the job store's outbox, as on SQL.
+        self.catalog = MemoryCatalogStore(outbox=self.jobs.enqueue)
+        # What the SQL foreign keys do: an asset's delete takes its shares and project links.
+        self.access = MemoryAccessStore(self.catalog, outbox=self.jobs.enqueue)
+        self.catalog.on_delete(self.access.asset_deleted)
+        self.audit = MemoryAuditLog()
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from adapters.access_store.sql import SqlAccessStore
+from adapters.audit_log.sql import SqlAuditLog
 from adapters.catalog_store.sql import SqlCatalogStore
 from adapters.config_store.sql import SqlConfigStore
 from adapters.file_records.sql import SqlFileRecords
@@ -76,6 +78,8 @@ class SqlDatabase:
         self.stream_states = SqlStreamStates(self.sessions)
         self.stream_backlog = SqlStreamBacklog(self.sessions)
         self.catalog = SqlCatalogStore(self.sessions)
+        self.access = SqlAccessStore(self.sessions)
+        self.audit = SqlAuditLog(self.sessions)
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

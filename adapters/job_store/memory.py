@@ -132,6 +132,14 @@ class MemoryJobStore:
             for change_id in change_ids:
                 self._outbox.pop(change_id, None)
 
+    def enqueue(self, topic: str, ref_ids: Sequence[str]) -> None:
+        """Append an outbox entry of ``topic`` per id: how the other in-memory stores (catalog,
+        access) write to the one change feed, as the SQL stores insert into ``outbox``."""
+        with self._lock:
+            for ref_id in dict.fromkeys(ref_ids):
+                change_id = next(self._ids)
+                self._outbox[change_id] = Change(id=change_id, topic=topic, ref_id=ref_id)
+
     @contextlib.asynccontextmanager
     async def draining(self) -> AsyncIterator[bool]:
         yield True  # one process: its loops take turns on the event loop

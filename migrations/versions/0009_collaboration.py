@@ -152,7 +152,9 @@ def upgrade() -> None:
 
     op.create_table(
         "audit_events",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
         sa.Column("at", TIME, nullable=False),
         sa.Column("actor_id", ID, nullable=True),
         sa.Column("token_id", sa.String(64), nullable=True),

@@ -178,6 +178,9 @@ class ProjectStore(Protocol):
     async def projects_of_asset(self, asset_id: str) -> Sequence[str]:
         """The ids of the projects the asset is linked to, sorted."""
 
+    async def folders_of_asset(self, asset_id: str) -> Sequence[str]:
+        """The ids of the folders the asset is in (one per project at most), sorted."""
+
     async def put_member(self, member: ProjectMember) -> ProjectMember:
         """Make a user or a group a member of the project, or change the permission of one
         that is (keeping ``added_by`` and ``added_at``). Returns the member as stored. A group is
@@ -216,4 +219,10 @@ class AccessStore(GroupStore, ShareStore, ProjectStore, PolicyReads, Protocol):
 
     When an asset is deleted its shares and project links go with it (SQL: a foreign key on
     ``assets.id`` ON DELETE CASCADE; memory: the in-memory database tells the store).
+
+    Every write that changes an asset's reader keys (``put_share``, ``delete_share``,
+    ``link_asset``, ``unlink_asset``, ``delete_folder``, and ``delete_group``/``delete_project``
+    for each asset whose shares or links they remove) appends an ``asset`` entry naming it to the
+    outbox the search indexer drains (``studio9.metadata.ports.ChangeFeed``), in the same
+    transaction: a revoke leaves the grantee's library as surely as it commits.
     """

@@ -16,6 +16,14 @@ from litestar import Litestar, Request, Router
 from litestar.di import Provide
 
 from studio9 import __version__
+from studio9.access.api import (
+    GroupController,
+    ProjectController,
+    provide_group_service,
+    provide_project_service,
+)
+from studio9.access.sharing.api import AssetShareController, ShareController, provide_share_service
+from studio9.api.audit_hook import audit_writes
 from studio9.api.docs import DocsPage
 from studio9.api.json_request import Studio9Request
 from studio9.api.middleware import request_context
@@ -24,6 +32,7 @@ from studio9.api.openapi_facts import describe, structs_of
 from studio9.api.problems import exception_handlers
 from studio9.api.security import bearer_auth, is_public, provide_auth_service, provide_principal
 from studio9.api.system import about, health, status
+from studio9.audit.api import AuditController, provide_audit_service
 from studio9.auth.api import AuthController, UserController
 from studio9.bootstrap import Container, build, write_admin_token
 from studio9.catalog.api import AssetController, provide_catalog_service
@@ -33,6 +42,7 @@ from studio9.files.api import FileController, provide_file_service
 from studio9.jobs.api import JobController, list_job_types
 from studio9.jobs.ports import JobType
 from studio9.messaging.streams.api import StreamController
+from studio9.metadata.api import LibraryController, provide_library
 from studio9.predictions.api import PredictionController, provide_prediction_service
 from studio9.processes import running
 from studio9.tables.api import TableController, provide_table_service
@@ -85,17 +95,25 @@ def create_app(
             PredictionController,
             TableController,
             SqlController,
+            AuditController,
+            GroupController,
+            ProjectController,
+            AssetShareController,
+            ShareController,
+            LibraryController,
         ],
     )
     app = Litestar(
         route_handlers=[health, about, status, api_v1],
         lifespan=[lifespan],
-        middleware=[request_context, bearer_auth],
+        # audit_writes inside bearer_auth: it records who wrote, so it needs the caller.
+        middleware=[request_context, bearer_auth, audit_writes],
         dependencies={
             "principal": Provide(provide_principal, sync_to_thread=False),
             "auth_service": Provide(provide_auth_service, sync_to_thread=False),
             "file_service": Provide(provide_file_service, sync_to_thread=False),
             "catalog_service": Provide(provide_catalog_service, sync_to_thread=False),
+            "audit_service": Provide(provide_audit_service, sync_to_thread=False),
             "job_service": Provide(_jobs, sync_to_thread=False),
             "job_search": Provide(_job_search, sync_to_thread=False),
             "blob_store": Provide(_blobs, sync_to_thread=False),
@@ -105,6 +123,10 @@ def create_app(
             "prediction_service": Provide(provide_prediction_service, sync_to_thread=False),
             "table_service": Provide(provide_table_service, sync_to_thread=False),
             "sql_service": Provide(provide_sql_service, sync_to_thread=False),
+            "group_service": Provide(provide_group_service, sync_to_thread=False),
+            "project_service": Provide(provide_project_service, sync_to_thread=False),
+            "share_service": Provide(provide_share_service, sync_to_thread=False),
+            "library": Provide(provide_library, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(

@@ -13,6 +13,9 @@ from studio9.auth.service import AuthService
 from studio9.web.paging import keyset_page
 from studio9.web.responses import problems
 
+#: What ``normalise_email`` accepts, for the schema: ``name@domain.tld``, no spaces, one ``@``.
+EMAIL_PATTERN = r"^\s*[^@\s]+@[^@\s]*[^@\s.][^@\s]*\.[^@\s]*[^@\s.][^@\s]*\s*$"
+
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
     username: Annotated[str, msgspec.Meta(min_length=1, max_length=63)]
@@ -66,7 +69,7 @@ class UserIn(msgspec.Struct, forbid_unknown_fields=True):
     role: Role = Role.USER
     password: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
     #: Shares made to this address before the user existed are theirs from the start.
-    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    email: Annotated[str, msgspec.Meta(max_length=320, pattern=EMAIL_PATTERN)] | None = None
 
 
 class UserOut(msgspec.Struct):

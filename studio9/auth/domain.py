@@ -114,7 +114,7 @@ def normalise_email(text: str) -> str:
         not at
         or not local
         or "." not in domain.strip(".")
-        or len(email) > MAX_EMAIL_LENGTH
+        or len(text.strip()) > MAX_EMAIL_LENGTH  # as given: case folding may lengthen it
         or any(c.isspace() for c in email)
         or "@" in local
     ):

@@ -19,6 +19,11 @@ import attrs
 import structlog
 
 from adapters.lineage_sink.http import HttpLineageSink
+from studio9.access.groups import GroupService
+from studio9.access.policy import AccessPolicy
+from studio9.access.projects import ProjectService
+from studio9.access.sharing.service import ShareService
+from studio9.audit.service import AuditService
 from studio9.auth.domain import UserNotFound
 from studio9.auth.ports import UserStore
 from studio9.auth.service import AuthPolicy, AuthService
@@ -41,8 +46,10 @@ from studio9.messaging.ports import EventPublisher, EventSubscriber, JobBroker
 from studio9.messaging.streams import domain as stream_domain
 from studio9.messaging.streams.runner import StreamRunner
 from studio9.messaging.streams.service import StreamService
+from studio9.metadata.asset_indexer import AssetIndexer
 from studio9.metadata.indexer import JobIndexer
 from studio9.metadata.job_search import IndexedJobSearch
+from studio9.metadata.library import Library
 from studio9.metadata.ports import SearchIndex
 from studio9.offboarding import UserOffboarding
 from studio9.predictions.jobs import import_job_type
@@ -55,7 +62,9 @@ from studio9.tables.jobs import profile_job_type
 from studio9.tables.queries.service import SqlService
 from studio9.tables.resolving import TableResolver
 from studio9.tables.service import TableService
+from studio9.tables.sql_databases import Databases
 from studio9.tables.sql_limits import SqlLimits
+from studio9.tables.stats_job import table_stats_job_type
 
 log = structlog.get_logger()
 
@@ -72,6 +81,7 @@ class Container:
     auth: AuthService
     files: FileService
     catalog: CatalogService
+    audit: AuditService
     jobs: JobService
     runtime: JobRuntime
     supervisor: Supervisor
@@ -86,6 +96,10 @@ class Container:
     #: Resolves the table names of SQL as a caller (previews, derives).
     table_resolver: TableResolver
     sql: SqlService
+    groups: GroupService
+    shares: ShareService
+    library: Library
+    projects: ProjectService
     started_at: float = attrs.field(factory=time.monotonic)
 
 
@@ -134,20 +148,28 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             # Config changes made by any process invalidate this one's cache: at once on the
             # in-process bus, once ``processes.running`` listens on amqp:// and sns://.
             events.subscribe(config.on_event, prefix="config.", on_gap=config.on_gap)
-        catalog = CatalogService(database.catalog)
+        # The one access policy: owners, shares (user, group, email) and project memberships.
+        catalog = CatalogService(database.catalog, rule=AccessPolicy(database.access))
         # Every uploaded file is a ``file`` asset: the bridge hears of uploads and deletes, and
         # deletes a file whose asset the catalog deleted.
         file_assets = FileAssets(catalog, database.files, blobs)
         catalog.register(AssetKind.FILE, file_assets)
         files = FileService(
-            blobs, database.files, max_upload_bytes=settings.max_upload_bytes, listener=file_assets
+            blobs,
+            database.files,
+            max_upload_bytes=settings.max_upload_bytes,
+            listener=file_assets,
+            sharing=file_assets,
         )
         predictions = PredictionService(sink)
         jobs, runtime = _job_core(settings, database, broker, blobs, files, predictions, config)
         # SQL over tables: names resolve through the catalog's access rule, as the caller or,
         # in a ``tables.sql`` job, as the job's owner.
-        table_resolver = TableResolver(catalog, database.users, blobs)
         sql_limits = SqlLimits()
+        # Previews' DuckDB databases, opened ahead of demand (from the first preview on).
+        sql_databases = Databases(memory_limit=sql_limits.preview_memory, threads=sql_limits.threads)
+        stack.callback(sql_databases.close)
+        table_resolver = TableResolver(catalog, database.users, blobs, sql_databases)
         # OpenLineage run events of the jobs that read and write assets: on the event bus, and
         # to STUDIO9_OPENLINEAGE_URL when set.
         lineage = HttpLineageSink(events, settings.openlineage_url, timeout=settings.backend_timeout)
@@ -162,8 +184,9 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             )
         )
         # Tables: catalog assets whose parts live under ``tables/<id>/``; an import is a job.
-        catalog.register(AssetKind.TABLE, TableBlobs(blobs))
+        catalog.register(AssetKind.TABLE, TableBlobs(blobs, catalog))
         jobs.registry.register(table_import_job_type(catalog, blobs, lineage))
+        jobs.registry.register(table_stats_job_type(assets=catalog, users=database.users, blobs=blobs))
         tables = TableService(catalog, blobs, database.files, jobs, resolver=table_resolver)
         streams, stream_runner = _streams(settings, database, jobs)
         yield Container(
@@ -178,10 +201,18 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             ),
             files=files,
             catalog=catalog,
+            audit=AuditService(database.audit, catalog, database.tokens),
             jobs=jobs,
             runtime=runtime,
             supervisor=Supervisor(jobs, blobs),
-            indexer=JobIndexer(database.jobs, jobs.store, jobs.history, index, events=events),
+            indexer=JobIndexer(
+                database.jobs,
+                jobs.store,
+                jobs.history,
+                index,
+                events=events,
+                assets=AssetIndexer(database.catalog, database.access, index),
+            ),
             job_search=IndexedJobSearch(index, jobs.store),
             workers=database.workers,
             config=config,
@@ -190,7 +221,11 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             predictions=predictions,
             tables=tables,
             table_resolver=table_resolver,
-            sql=SqlService(table_resolver, sql_limits),
+            sql=SqlService(table_resolver, sql_limits, sql_databases),
+            groups=GroupService(database.access, database.users),
+            shares=ShareService(database.access, database.users, catalog),
+            library=Library(index, database.access, database.catalog),
+            projects=ProjectService(database.access, database.users, catalog),
         )
 
 

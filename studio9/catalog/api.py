@@ -33,7 +33,7 @@ from studio9.catalog.domain import (
     LineageNode,
 )
 from studio9.catalog.service import DEFAULT_LINEAGE_DEPTH, CatalogService
-from studio9.web.paging import ID_CURSOR, keyset_page
+from studio9.web.paging import keyset_page
 from studio9.web.responses import problems
 
 #: Version numbers fit the databases' 32-bit integers.
@@ -171,24 +171,6 @@ class LineageOut(msgspec.Struct):
 class AssetController(Controller):
     path = "/assets"
     tags = ["assets"]
-
-    @get("/", operation_id="ListAssets")
-    async def list_assets(
-        self,
-        principal: NamedDependency[Principal],
-        catalog_service: NamedDependency[CatalogService],
-        kind: FromQuery[AssetKind | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-        cursor: Annotated[str | None, QueryParameter(pattern=f"^(?:{ID_CURSOR})$")] = None,
-    ) -> AssetPageOut:
-        """The caller's assets (of ``kind``), newest first; pass ``next_cursor`` back as ``cursor``."""
-        page, next_cursor = await keyset_page(
-            lambda size, after: catalog_service.list(principal, kind=kind, limit=size, after=after),
-            limit=limit,
-            cursor=cursor,
-            key=lambda asset: asset.id,
-        )
-        return AssetPageOut([AssetOut.from_domain(a) for a in page], next_cursor=next_cursor)
 
     @get("/{asset_id:str}", operation_id="GetAsset")
     async def get_asset(

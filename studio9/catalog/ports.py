@@ -44,6 +44,11 @@ class CatalogStore(Protocol):
 
     Names are unique per owner and kind among library assets (``in_library``): the store
     enforces it (a unique index), so of two concurrent writes only one can win.
+
+    Every write that changes an asset (``add``, ``add_version``, ``update``, ``delete``, each
+    asset ``transfer`` moves) appends an ``asset`` entry naming it to the outbox the search
+    indexer drains (``studio9.metadata.ports.ChangeFeed``), in the same transaction: a write that
+    fails leaves none.
     """
 
     async def add(self, asset: Asset, first: AssetVersion | None) -> None:
@@ -103,6 +108,10 @@ class CatalogStore(Protocol):
     ) -> Sequence[Asset]:
         """The owner's assets (of ``kind`` when given), newest first (id descending), only those
         older than ``after`` when given."""
+
+    async def all(self, *, limit: int, after: str | None = None) -> Sequence[Asset]:
+        """Every owner's assets, newest first (id descending), only those older than ``after``
+        when given: a full reindex pages through them."""
 
     async def delete(self, asset_id: str) -> None:
         """Remove the asset and its versions; its lineage edges stay. Raises AssetNotFound."""

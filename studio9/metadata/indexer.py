@@ -4,7 +4,8 @@ The relay drains the transactional outbox: every job change wrote outbox entries
 same transaction (one ``job.<status>`` per status change, else a single ``job``; every
 entry means "re-index the job", a ``job.<status>`` one also "announce it"), so the index
 catches up with SQL within one drain and status events are published at least once,
-never for a change that was rolled back. ``rebuild`` (``studio9 reindex``)
+never for a change that was rolled back. ``asset`` entries (written by the catalog and access
+stores) go to the ``AssetIndexer`` (``asset_indexer``). ``rebuild`` (``studio9 reindex``)
 recreates the index from SQL alone. Several processes may drain at once: documents
 carry the time they were read and the newer one wins; events may repeat.
 """
@@ -23,6 +24,8 @@ from studio9.jobs.domain import Job
 from studio9.jobs.ports import JobHistory, JobQuery, JobStore
 from studio9.messaging.domain import Event
 from studio9.messaging.ports import EventPublisher
+from studio9.metadata.asset_indexer import AssetIndexer
+from studio9.metadata.asset_search import KIND as ASSET_KIND
 from studio9.metadata.job_search import KIND, job_document
 from studio9.metadata.ports import ChangeFeed, SearchIndex
 
@@ -33,7 +36,8 @@ _HEARTBEATS_INDEXED = 20
 
 @attrs.define
 class JobIndexer:
-    """Drains the job store's outbox into the search index and onto the event bus."""
+    """Drains the outbox into the search index and onto the event bus: job entries here, asset
+    entries through ``assets`` (without one, they are acknowledged unread)."""
 
     feed: ChangeFeed
     store: JobStore
@@ -41,14 +45,19 @@ class JobIndexer:
     index: SearchIndex
     events: EventPublisher | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    assets: AssetIndexer | None = None
 
     async def drain_once(self, *, limit: int = 500) -> int:
         """Index and announce what the outbox holds (up to ``limit`` entries); returns how many."""
-        changes = await self.feed.pending(limit=limit)
-        if not changes:
+        pending = await self.feed.pending(limit=limit)
+        if not pending:
             return 0
+        assets = [c.ref_id for c in pending if c.topic == ASSET_KIND]
+        if assets and self.assets is not None:
+            await self.assets.refresh(assets)
+        changes = [c for c in pending if c.topic != ASSET_KIND]
         ids = list(dict.fromkeys(c.ref_id for c in changes))
-        jobs = {j.id: j for j in await self.store.list(JobQuery(ids=ids, limit=len(ids)))}
+        jobs = {j.id: j for j in await self.store.list(JobQuery(ids=ids, limit=len(ids)))} if ids else {}
         indexed = [jobs[i] for i in ids if i in jobs]  # every entry means "re-index it"
         if indexed:
             await self._upsert(indexed)
@@ -58,11 +67,12 @@ class JobIndexer:
             ]
             if announced:
                 await self.events.publish(announced)
-        await self.feed.acknowledge([c.id for c in changes])
-        return len(changes)
+        await self.feed.acknowledge([c.id for c in pending])
+        return len(pending)
 
     async def rebuild(self, *, batch: int = 500) -> int:
-        """Recreate every job document from SQL; returns how many were written."""
+        """Recreate every job document, and every asset document (with ``assets``), from SQL;
+        returns how many were written."""
         await self.index.clear(KIND)
         written, before = 0, None
         while jobs := await self.store.list(JobQuery(limit=batch, before=before)):
@@ -70,6 +80,8 @@ class JobIndexer:
             written += len(jobs)
             before = jobs[-1].id
         log.info("jobs_reindexed", documents=written)
+        if self.assets is not None:
+            written += await self.assets.rebuild(batch=batch)
         return written
 
     async def run_forever(self, interval: float = 1.0, *, batch: int = 2000) -> None:

@@ -363,8 +363,10 @@ async def test_a_link_needs_its_project_folder_and_asset(
 async def test_an_asset_is_unlinked(store: AccessStore, asset: Asset) -> None:
     project, other = await _project(store, "a"), await _project(store, "b")
     await store.link_asset(_link(project, asset))
-    await store.link_asset(_link(other, asset))
+    folder = await _folder(store, other)
+    await store.link_asset(_link(other, asset, folder))
     assert await store.projects_of_asset(asset.id) == sorted([project.id, other.id])
+    assert await store.folders_of_asset(asset.id) == [folder.id]  # the root is no folder
     assert await store.unlink_asset(project.id, asset.id) is True
     assert await store.unlink_asset(project.id, asset.id) is False
     assert await store.projects_of_asset(asset.id) == [other.id]

@@ -1,0 +1,1 @@
+"""Shares of assets: the use cases (``service``) and their HTTP routes (``api``)."""
