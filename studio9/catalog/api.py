@@ -207,7 +207,7 @@ class AssetController(Controller):
         )
         return VersionPageOut([VersionOut.from_domain(v) for v in page], next_cursor=next_cursor)
 
-    @patch("/{asset_id:str}", operation_id="UpdateAsset", responses=problems(409))
+    @patch("/{asset_id:str}", operation_id="UpdateAsset", responses=problems(403, 409))
     async def update_asset(
         self,
         asset_id: FromPath[str],
@@ -219,7 +219,9 @@ class AssetController(Controller):
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         return AssetOut.from_domain(await catalog_service.update(principal, asset_id, **changes))
 
-    @delete_route("/{asset_id:str}", operation_id="DeleteAsset", status_code=204, responses=problems(409))
+    @delete_route(
+        "/{asset_id:str}", operation_id="DeleteAsset", status_code=204, responses=problems(403, 409)
+    )
     async def delete_asset(
         self,
         asset_id: FromPath[str],

@@ -154,7 +154,7 @@ class FileController(Controller):
             },
         )
 
-    @delete("/{file_id:str}", operation_id="DeleteFile", status_code=204, responses=problems(409))
+    @delete("/{file_id:str}", operation_id="DeleteFile", status_code=204, responses=problems(403, 409))
     async def delete_file(
         self,
         file_id: FromPath[str],

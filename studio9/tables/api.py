@@ -309,7 +309,7 @@ class TableController(Controller):
             },
         )
 
-    @patch("/{table_id:str}", operation_id="UpdateTable", responses=problems(409))
+    @patch("/{table_id:str}", operation_id="UpdateTable", responses=problems(403, 409))
     async def update_table(
         self,
         table_id: FromPath[str],
