@@ -147,6 +147,7 @@ async def owner_principal(users: UserStore, owner_id: str, job_id: str) -> Princ
         role=user.role,
         token_id=f"job:{job_id}",  # a label: jobs hold no token
         token_expires_at=datetime.max.replace(tzinfo=UTC),
+        email=user.email,  # shares to the owner's email reach their jobs too
     )
 
 

@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from studio9.api import create_app
 from studio9.config import Settings
 from tests.conftest import database_settings
-from tests.integration.test_http_tables import FAST, ROWS, SALES, TABLES, Client, _import, _user
+from tests.integration.test_http_tables import FAST, ROWS, SALES, TABLES, Client, _import, _user, _wait
 
 ASSETS = "/api/v1/assets"
 
@@ -171,6 +171,13 @@ async def test_an_email_share_becomes_the_users_when_they_are_created(
     assert [s["id"] for s in (await client.get("/api/v1/shares", headers=cy)).json()["items"]] == [
         share["id"]
     ]
+    # Cy's jobs act as cy, email included: a derived table over the shared one.
+    derived = await client.post(
+        TABLES, headers=cy, json={"name": "by city", "sql": 'SELECT count(*) AS n FROM "ada/sales"'}
+    )
+    assert derived.status_code == 202, derived.text
+    job = await _wait(client, cy, derived.json()["job"]["id"])
+    assert job["status"] == "completed", job
 
 
 async def test_project_members_read_or_write_what_is_linked_to_the_project(
