@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 
-from studio9.auth.domain import Principal
+from studio9.auth.domain import Principal, UserNotFound
+from studio9.auth.ports import UserStore
 from studio9.catalog.domain import Asset, AssetKind, AssetNotFound, AssetVersion
 from studio9.catalog.service import CatalogService
 from studio9.errors import BackendUnavailable
@@ -45,6 +47,8 @@ class FileAssets:
     catalog: CatalogService
     records: FileRecords
     blobs: BlobStore
+    #: Who a job acts as, for ``may_read_as``; None: jobs read their owner's files only.
+    users: UserStore | None = None
 
     async def file_stored(self, file: StoredFile) -> None:
         await self.catalog.create(
@@ -65,6 +69,23 @@ class FileAssets:
         except AssetNotFound:
             return False
         return True
+
+    async def may_read_as(self, user_id: str, file: StoredFile) -> bool:
+        if self.users is None:
+            return False
+        try:
+            user = await self.users.get(user_id)
+        except UserNotFound:
+            return False
+        job = Principal(
+            user_id=user.id,
+            username=user.username,
+            role=user.role,
+            token_id="job",  # noqa: S106 - a label: jobs hold no token
+            token_expires_at=datetime.max.replace(tzinfo=UTC),
+            email=user.email,
+        )
+        return await self.may_read(job, file)
 
     async def deleted(self, asset: Asset, versions: Sequence[AssetVersion]) -> None:
         key = file_blob_key(asset.id)

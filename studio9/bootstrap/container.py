@@ -152,7 +152,7 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
         catalog = CatalogService(database.catalog, rule=AccessPolicy(database.access))
         # Every uploaded file is a ``file`` asset: the bridge hears of uploads and deletes, and
         # deletes a file whose asset the catalog deleted.
-        file_assets = FileAssets(catalog, database.files, blobs)
+        file_assets = FileAssets(catalog, database.files, blobs, users=database.users)
         catalog.register(AssetKind.FILE, file_assets)
         files = FileService(
             blobs,

@@ -99,6 +99,9 @@ class FileSharing(Protocol):
     async def may_read(self, actor: Principal, file: StoredFile) -> bool:
         """True when ``actor`` may read the asset of ``file``."""
 
+    async def may_read_as(self, user_id: str, file: StoredFile) -> bool:
+        """``may_read`` for a job acting as ``user_id`` (False when that user is gone)."""
+
 
 class FileRecords(Protocol):
     """**Protocol:** the records of uploaded files, in the system of record."""

@@ -194,7 +194,10 @@ class FileService:
             yield path
 
     async def _visible(self, file_id: str, owner_id: str | None) -> StoredFile:
+        """The file, if the job's user ``owner_id`` owns it or it is shared with them."""
         stored = await self.records.get(file_id)
-        if owner_id is not None and stored.owner_id != owner_id:
-            raise FileNotFound(file_id)
-        return stored
+        if owner_id is None or stored.owner_id == owner_id:
+            return stored
+        if self.sharing is not None and await self.sharing.may_read_as(owner_id, stored):
+            return stored
+        raise FileNotFound(file_id)

@@ -153,10 +153,14 @@ class TableService:
         )
 
     async def readable_file(self, actor: Principal, file_id: str) -> None:
-        """Raises FileNotFound unless ``file_id`` is one of the caller's files (an import job runs
-        as the caller, and reads only the caller's files)."""
-        if (await self.files.get(file_id)).owner_id != actor.user_id:
-            raise FileNotFound(file_id)
+        """Raises FileNotFound unless the caller may read the file: theirs, or one whose asset is
+        shared with them (the import job, acting as the caller, reads it the same way)."""
+        if (await self.files.get(file_id)).owner_id == actor.user_id:
+            return
+        try:
+            await self.assets.get(actor, file_id)
+        except AssetNotFound:
+            raise FileNotFound(file_id) from None
 
     async def update(
         self,

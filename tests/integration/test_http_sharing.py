@@ -222,8 +222,18 @@ async def test_lineage_shows_what_the_caller_may_not_read_as_a_stub(
         "redacted": True,
     }
     assert nodes[table["id"]]["name"] == "sales"
-    # The file itself: ada's, not shared, so not bob's to download.
+    # The file itself: ada's, not shared, so not bob's to download, nor to import.
     assert await _status(client, "GET", f"/api/v1/files/{file_id}", bob) == 404
+    assert await _status(client, "POST", TABLES, bob, json={"name": "mine", "file": file_id}) == 404
     await _share(client, ada, file_id, user="bob")
     assert await _status(client, "GET", f"/api/v1/files/{file_id}", bob) == 200
     assert await _status(client, "DELETE", f"/api/v1/files/{file_id}", bob) == 403
+    # Shared, bob imports it into a table of his own; its job reads it as bob.
+    imported = await client.post(TABLES, headers=bob, json={"name": "mine", "file": file_id})
+    assert imported.status_code == 202, imported.text
+    job = await _wait(client, bob, imported.json()["job"]["id"])
+    assert job["status"] == "completed", job
+    rows = await client.get(
+        f"{TABLES}/{imported.json()['table']['id']}/rows", headers=bob, params={"limit": 1000}
+    )
+    assert len(rows.json()["rows"]) == ROWS
