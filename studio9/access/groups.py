@@ -170,4 +170,4 @@ class GroupService:
 
 
 def _manages(actor: Principal, group: Group) -> bool:
-    return actor.is_admin or group.owner_id == actor.user_id
+    return actor.owns(group.owner_id)

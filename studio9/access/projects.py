@@ -181,7 +181,7 @@ class ProjectService:
         project, _ = await self._at_least(actor, project_id, Access.WRITE)
         folder = None if folder_id is None else await self._folder(project, folder_id)
         asset = await self.assets.get(actor, asset_id)
-        if not (actor.is_admin or asset.owner_id == actor.user_id):
+        if not actor.owns(asset.owner_id):
             raise PermissionDenied("only the asset's owner or an admin may link it to a project")
         link = await self.store.link_asset(
             ProjectAsset(
@@ -305,7 +305,7 @@ class ProjectService:
         return project, access
 
     async def _access(self, actor: Principal, project: Project) -> Access:
-        if actor.is_admin or project.owner_id == actor.user_id:
+        if actor.owns(project.owner_id):
             return Access.OWN
         keys = await self.store.member_keys(actor.user_id, actor.email)
         granted = [
@@ -321,7 +321,7 @@ class ProjectService:
             asset = await self.assets.get(actor, asset_id)
         except AssetNotFound:
             return False
-        return actor.is_admin or asset.owner_id == actor.user_id
+        return actor.owns(asset.owner_id)
 
     async def _folder(self, project: Project, folder_id: str) -> Folder:
         """The folder, if it is one of ``project``'s. Raises FolderNotFound."""

@@ -83,6 +83,11 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
 
+    def owns(self, owner_id: str) -> bool:
+        """The access rule of what is never shared (jobs, streams, prediction rows, tokens) and
+        the first step of the asset policy (``studio9.access.policy``): its owner, or an admin."""
+        return self.is_admin or owner_id == self.user_id
+
 
 class UserNotFound(NotFound):
     def __init__(self, ref: str) -> None:

@@ -196,7 +196,7 @@ class AuthService:
     async def revoke_token(self, actor: Principal, token_id: str) -> None:
         """Revoke one of the actor's tokens (admins: anyone's). Another user's token is a 404."""
         token = await self.tokens.get(token_id)
-        if token.user_id != actor.user_id and not actor.is_admin:
+        if not actor.owns(token.user_id):
             raise TokenNotFound(token_id)
         await self.tokens.revoke(token_id, self.clock())
         self._cache.evict_token(token_id)

@@ -320,4 +320,4 @@ class Access(enum.IntEnum):
 def owner_access(actor: Principal, asset: Asset) -> Access:
     """The part of the rule that needs no lookup: owners and admins own; others get NONE here
     (what they were granted is the ``AccessRule``'s to find)."""
-    return Access.OWN if actor.is_admin or asset.owner_id == actor.user_id else Access.NONE
+    return Access.OWN if actor.owns(asset.owner_id) else Access.NONE

@@ -143,7 +143,7 @@ class FileService:
         """One file the actor may read: theirs, one whose asset is shared with them, or (admins)
         anyone's. Raises FileNotFound."""
         stored = await self.records.get(file_id)
-        if actor.is_admin or stored.owner_id == actor.user_id:
+        if actor.owns(stored.owner_id):
             return stored
         if self.sharing is not None and await self.sharing.may_read(actor, stored):
             return stored
@@ -170,7 +170,7 @@ class FileService:
         (a Conflict: assets were derived from the file), PermissionDenied (a reader who does
         not own it)."""
         stored = await self.get(actor, file_id)
-        if not (actor.is_admin or stored.owner_id == actor.user_id):
+        if not actor.owns(stored.owner_id):
             raise PermissionDenied(f"only the owner of file {file_id!r} may delete it")
         if self.listener is not None:
             await self.listener.file_deleting(stored)

@@ -134,7 +134,7 @@ class JobService:
     async def get(self, actor: Principal, job_id: str) -> Job:
         """The job, if the actor may see it (its owner, or an admin); otherwise JobNotFound."""
         job = await self.store.get(job_id)
-        if job.owner_id != actor.user_id and not actor.is_admin:
+        if not actor.owns(job.owner_id):
             raise JobNotFound(job_id)
         return job
 

@@ -155,7 +155,7 @@ class TableService:
     async def readable_file(self, actor: Principal, file_id: str) -> None:
         """Raises FileNotFound unless the caller may read the file: theirs, or one whose asset is
         shared with them (the import job, acting as the caller, reads it the same way)."""
-        if (await self.files.get(file_id)).owner_id == actor.user_id:
+        if actor.owns((await self.files.get(file_id)).owner_id):
             return
         try:
             await self.assets.get(actor, file_id)

@@ -124,7 +124,7 @@ class ShareService:
 
     async def _owned(self, actor: Principal, asset_id: str) -> Asset:
         asset = await self.assets.get(actor, asset_id)  # AssetNotFound when the caller may not read it
-        if not (actor.is_admin or asset.owner_id == actor.user_id):
+        if not actor.owns(asset.owner_id):
             raise PermissionDenied(f"only the owner of asset {asset_id!r} may share it")
         return asset
 

@@ -113,7 +113,7 @@ class StreamService:
         """The actor's streams (an admin's: all) by id, after the id ``after``."""
         views: list[StreamView] = []
         for spec in await self.specs(after=after):
-            if actor.is_admin or spec.owner_id == actor.user_id:
+            if actor.owns(spec.owner_id):
                 views.append(await self._view(spec))
                 if len(views) >= limit:
                     break
@@ -278,7 +278,7 @@ class StreamService:
         except SettingNotFound:
             raise StreamNotFound(stream_id) from None
         spec = StreamSpec.from_value(stream_id, setting.value)
-        if spec.owner_id != actor.user_id and not actor.is_admin:
+        if not actor.owns(spec.owner_id):
             raise StreamNotFound(stream_id)
         return spec, setting.version
 
