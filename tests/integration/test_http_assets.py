@@ -243,7 +243,6 @@ async def test_deleting_a_file_deletes_its_asset(client: Client, ada: dict[str, 
     file_id = (await _upload(client, ada))["id"]
     assert (await client.delete(f"/api/v1/files/{file_id}", headers=ada)).status_code == 204
     _problem(await client.get(f"{ASSETS}/{file_id}", headers=ada), 404)
-    assert (await client.get(ASSETS, headers=ada)).json()["items"] == []
 
 
 async def test_lineage_goes_up_and_down_to_a_depth(
@@ -297,7 +296,7 @@ async def test_another_user_gets_404_on_every_asset_route(
     for method, url, body in routes:
         response = await client.request(method, url, headers=bob, json=body)
         assert _problem(response, 404)["detail"] == f"asset {file_id!r} not found", (method, url)
-    assert (await client.get(ASSETS, headers=bob)).json()["items"] == []
+    # The library never lists it for bob: tests/integration/test_http_library.py (it needs the indexer).
     # Nothing of the owner's changed.
     asset = (await client.get(f"{ASSETS}/{file_id}", headers=ada)).json()
     assert asset["name"] == "sales.csv"
