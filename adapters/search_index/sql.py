@@ -311,7 +311,10 @@ class SqlSearchIndex:
             source, match, _ = self._text(query.words)
             conditions.append(match)
         matched = sa.select(DOCS.c.seq, DOCS.c.kind, DOCS.c.owner_id, DOCS.c.fields).select_from(source)
-        return facet_statement(matched.where(*conditions), query.facets, dialect=self._dialect)
+        cheap = query.readers is not None and not query.words
+        return facet_statement(
+            matched.where(*conditions), query.facets, dialect=self._dialect, materialise=not cheap
+        )
 
     def _field_conditions(self, query: SearchQuery) -> list[ColumnElement[bool]]:
         if self._dialect == "postgresql":
