@@ -14,6 +14,7 @@ from adapters.catalog_store import sql_models as catalog_rows
 from adapters.config_store import sql_models as config_rows
 from adapters.file_records import sql_models as file_rows
 from adapters.job_store import sql_models as job_rows
+from adapters.model_registry import sql_models as model_registry_rows
 from adapters.search_index import sql_models as search_rows
 from adapters.sql.base import Base
 from adapters.stream_store import sql_models as stream_rows
@@ -32,6 +33,7 @@ _TABLE_MODULES = (
     catalog_rows,
     access_rows,
     audit_rows,
+    model_registry_rows,
 )
 
 metadata = Base.metadata

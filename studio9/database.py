@@ -20,6 +20,7 @@ from studio9.files.ports import FileRecords
 from studio9.jobs.ports import JobHistory, JobStore, WorkerRegistry
 from studio9.messaging.streams.ports import StreamBacklog, StreamStates
 from studio9.metadata.ports import ChangeFeed
+from studio9.ml.ports import ModelRegistryStore
 
 
 class JobRecords(JobStore, JobHistory, ChangeFeed, Protocol):
@@ -66,3 +67,6 @@ class Database(Backend, Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    @property
+    def model_registry(self) -> ModelRegistryStore: ...

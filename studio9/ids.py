@@ -21,3 +21,14 @@ def new_id(now_ms: int | None = None) -> str:
     millis = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     raw = millis.to_bytes(6, "big") + os.urandom(10)
     return base64.b32encode(raw)[:26].translate(_TO_CROCKFORD).decode("ascii")
+
+
+def derived_id(parent: str, label: str) -> str:
+    """An id made from ``parent`` (an id) and ``label``, the same every time: the time part of
+    ``parent`` and 80 bits of SHA-256 of both. A job names what it creates with it, so that a
+    retried job finds what an earlier attempt made instead of making a second one."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{parent}\x00{label}".encode()).digest()[:10]
+    tail = base64.b32encode(digest).translate(_TO_CROCKFORD).decode("ascii")
+    return parent[:10] + tail

@@ -45,6 +45,8 @@ async def running(container: Container, *, workers: bool, loops: bool) -> AsyncI
     events: object = container.backends.get("events")
     if isinstance(events, EventSubscriber):
         await subscriptions.enter_async_context(events.listening())
+    # Online predictions reach the prediction sink in batches, from whichever process served them.
+    tasks.append(asyncio.create_task(container.prediction_log.run(), name="prediction-log"))
     if loops:
         tasks.append(asyncio.create_task(container.indexer.run_forever(), name="indexer"))
     if workers:

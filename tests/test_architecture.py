@@ -36,6 +36,7 @@ CONTEXTS = {
     "jobs",
     "messaging",
     "metadata",
+    "ml",
     "predictions",
     "tables",
 }

@@ -15,6 +15,7 @@ from adapters.catalog_store.memory import MemoryCatalogStore
 from adapters.config_store.memory import MemoryConfigStore
 from adapters.file_records.memory import MemoryFileRecords
 from adapters.job_store.memory import MemoryJobStore
+from adapters.model_registry.memory import MemoryModelRegistryStore
 from adapters.stream_store.memory import MemoryStreamBacklog, MemoryStreamStates, StreamTables
 from adapters.user_store.memory import MemoryTokenStore, MemoryUserStore, UserTables
 from adapters.worker_registry.memory import MemoryWorkerRegistry
@@ -45,6 +46,9 @@ class MemoryDatabase:
         self.access = MemoryAccessStore(self.catalog, outbox=self.jobs.enqueue)
         self.catalog.on_delete(self.access.asset_deleted)
         self.audit = MemoryAuditLog()
+        # As the SQL foreign keys to assets: a model's registry rows need its asset, and go with it.
+        self.model_registry = MemoryModelRegistryStore(self.catalog)
+        self.catalog.on_delete(self.model_registry.asset_deleted)
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

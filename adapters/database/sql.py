@@ -27,6 +27,7 @@ from adapters.config_store.sql import SqlConfigStore
 from adapters.file_records.sql import SqlFileRecords
 from adapters.job_store.sql import SqlJobStore
 from adapters.job_store.sqlite import SqliteJobStore
+from adapters.model_registry.sql import SqlModelRegistryStore
 from adapters.sql.engine import DEFAULT_POOL_SIZE, normalise_url, pool_sizes, postgres_engine, sqlite_engine
 from adapters.sql.sqlite_thread import SqliteThread
 from adapters.stream_store.sql import SqlStreamBacklog, SqlStreamStates
@@ -80,6 +81,7 @@ class SqlDatabase:
         self.catalog = SqlCatalogStore(self.sessions)
         self.access = SqlAccessStore(self.sessions)
         self.audit = SqlAuditLog(self.sessions)
+        self.model_registry = SqlModelRegistryStore(self.sessions)
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -43,6 +43,12 @@ from studio9.jobs.api import JobController, list_job_types
 from studio9.jobs.ports import JobType
 from studio9.messaging.streams.api import StreamController
 from studio9.metadata.api import LibraryController, provide_library
+from studio9.ml.api import (
+    ModelController,
+    provide_model_importer,
+    provide_model_service,
+    provide_online_predictor,
+)
 from studio9.predictions.api import PredictionController, provide_prediction_service
 from studio9.processes import running
 from studio9.tables.api import TableController, provide_table_service
@@ -101,6 +107,7 @@ def create_app(
             AssetShareController,
             ShareController,
             LibraryController,
+            ModelController,
         ],
     )
     app = Litestar(
@@ -127,6 +134,9 @@ def create_app(
             "project_service": Provide(provide_project_service, sync_to_thread=False),
             "share_service": Provide(provide_share_service, sync_to_thread=False),
             "library": Provide(provide_library, sync_to_thread=False),
+            "model_service": Provide(provide_model_service, sync_to_thread=False),
+            "online_predictor": Provide(provide_online_predictor, sync_to_thread=False),
+            "model_importer": Provide(provide_model_importer, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(

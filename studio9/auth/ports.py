@@ -7,10 +7,10 @@ Contract: ``tests/contract/test_auth_stores.py``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
-from studio9.auth.domain import ApiToken, User
+from studio9.auth.domain import ApiToken, Principal, User
 
 
 class UserStore(Protocol):
@@ -83,3 +83,20 @@ class OwnedWork(Protocol):
         Idempotent, so a failed deletion can simply be retried. ``by`` is the acting admin.
         Raises BackendUnavailable when a backend fails part-way (the user must then stay).
         """
+
+
+async def owner_principal(users: UserStore, owner_id: str, job_id: str) -> Principal:
+    """The principal a job acts as: its owner, as the owner is now (a role change applies).
+
+    Every context's jobs use it, so that a job reads exactly what its owner may read.
+    Raises UserNotFound when the owner is gone.
+    """
+    user = await users.get(owner_id)
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        role=user.role,
+        token_id=f"job:{job_id}",  # a label: jobs hold no token
+        token_expires_at=datetime.max.replace(tzinfo=UTC),
+        email=user.email,  # shares to the owner's email reach their jobs too
+    )

@@ -28,6 +28,7 @@ from studio9.auth.domain import UserNotFound
 from studio9.auth.ports import UserStore
 from studio9.auth.service import AuthPolicy, AuthService
 from studio9.backends import AdapterOptions, Backend
+from studio9.bootstrap.ml import build_ml
 from studio9.bootstrap.opening import BACKENDS, open_adapter, open_stream_source, scheme_of
 from studio9.catalog.domain import AssetKind
 from studio9.catalog.service import CatalogService
@@ -51,6 +52,10 @@ from studio9.metadata.indexer import JobIndexer
 from studio9.metadata.job_search import IndexedJobSearch
 from studio9.metadata.library import Library
 from studio9.metadata.ports import SearchIndex
+from studio9.ml.imports import ModelImporter
+from studio9.ml.prediction_log import PredictionLog
+from studio9.ml.service import ModelService
+from studio9.ml.serving import OnlinePredictor
 from studio9.offboarding import UserOffboarding
 from studio9.predictions.jobs import import_job_type
 from studio9.predictions.ports import PredictionSink
@@ -58,6 +63,7 @@ from studio9.predictions.service import PredictionService
 from studio9.tables.content import TableBlobs
 from studio9.tables.derive import derive_job_type
 from studio9.tables.import_job import table_import_job_type
+from studio9.tables.job_tables import JobTables
 from studio9.tables.jobs import profile_job_type
 from studio9.tables.queries.service import SqlService
 from studio9.tables.resolving import TableResolver
@@ -100,6 +106,10 @@ class Container:
     shares: ShareService
     library: Library
     projects: ProjectService
+    models: ModelService
+    predictor: OnlinePredictor
+    model_importer: ModelImporter
+    prediction_log: PredictionLog
     started_at: float = attrs.field(factory=time.monotonic)
 
 
@@ -188,6 +198,17 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
         jobs.registry.register(table_import_job_type(catalog, blobs, lineage))
         jobs.registry.register(table_stats_job_type(assets=catalog, users=database.users, blobs=blobs))
         tables = TableService(catalog, blobs, database.files, jobs, resolver=table_resolver)
+        ml = build_ml(
+            settings,
+            database=database,
+            catalog=catalog,
+            users=database.users,
+            blobs=blobs,
+            events=events,
+            tables=JobTables(catalog, table_resolver, blobs),
+            predictions=predictions,
+            registry=jobs.registry,
+        )
         streams, stream_runner = _streams(settings, database, jobs)
         yield Container(
             settings=settings,
@@ -226,6 +247,10 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             shares=ShareService(database.access, database.users, catalog),
             library=Library(index, database.access, database.catalog),
             projects=ProjectService(database.access, database.users, catalog),
+            models=ml.models,
+            predictor=ml.predictor,
+            model_importer=ml.importer,
+            prediction_log=ml.prediction_log,
         )
 
 

@@ -228,12 +228,24 @@ class Settings:
         shown_default="(none)",
         repr=lambda value: "***" if value else "''",
     )
+    model_trusted_types: str = _setting(
+        "",
+        "Comma-separated Python types (`module.Name`) an imported model file may hold beyond those"
+        " Studio9 trusts (scikit-learn's own); a file holding any other type is refused, naming it."
+        " Trust a type only if its code is installed here and you trust where the files come from.",
+        shown_default="(none)",
+    )
     auth_cache_seconds: float = _setting(
         5.0,
         "Seconds a verified token is trusted without asking the database again; bounds how long a"
         " revocation made by another process takes to apply.",
         validator=attrs.validators.ge(0),
     )
+
+    @property
+    def trusted_model_types(self) -> frozenset[str]:
+        """``model_trusted_types`` as a set of type names."""
+        return frozenset(t.strip() for t in self.model_trusted_types.split(",") if t.strip())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:

@@ -153,6 +153,19 @@ class LoadResult:
 
 
 @attrs.frozen(kw_only=True)
+class ScoredRow:
+    """One row a model scored, on its way to the sink as part of a prediction set
+    (``PredictionService.record``): a label (the class, or the value as text for regression),
+    the winning class's probability, every class's probability, and what else to keep."""
+
+    item_key: str
+    label: str
+    confidence: float | None = None
+    probabilities: Mapping[str, float] | None = None
+    extra: Mapping[str, Any] | None = None
+
+
+@attrs.frozen(kw_only=True)
 class Prediction:
     """One stored prediction."""
 

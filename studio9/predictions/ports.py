@@ -8,6 +8,7 @@ Contract: ``tests/contract/test_prediction_sink.py`` (Redshift: its own tests th
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from studio9.backends import Backend
@@ -18,6 +19,7 @@ from studio9.predictions.domain import (
     PredictionBatch,
     PredictionFilter,
     PredictionPage,
+    ScoredRow,
 )
 
 
@@ -62,3 +64,23 @@ class PredictionSink(Backend, Protocol):
     async def daily_counts(self, filters: PredictionFilter) -> Sequence[DailyCount]:
         """Predictions per (UTC day of ``created_at``, model) matching ``filters``, ordered by
         day then model; days and models without predictions are absent."""
+
+
+class PredictionRecorder(Protocol):
+    """**Protocol:** how other contexts store the rows their models scored, as one prediction
+    set (import) each; ``studio9.predictions.service.PredictionService`` implements it."""
+
+    async def record(
+        self,
+        rows: Sequence[ScoredRow],
+        *,
+        owner_id: str,
+        model_id: str,
+        model_version: str | None,
+        set_key: str,
+        source_job_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> LoadResult:
+        """Store ``rows`` as one prediction set; recording the same ``set_key`` (for the same
+        owner, model and job) again replaces that set whole, so a retried job stores its
+        rows once."""

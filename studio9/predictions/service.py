@@ -26,10 +26,13 @@ from studio9.predictions.domain import (
     ImportKey,
     ImportMeta,
     ImportResult,
+    LoadResult,
     Prediction,
+    PredictionBatch,
     PredictionFilter,
     PredictionPage,
     RejectedRow,
+    ScoredRow,
 )
 from studio9.predictions.ports import PredictionSink
 
@@ -87,6 +90,40 @@ class PredictionService:
             self.sink, path, meta, file_format=file_format, on_error=on_error, on_progress=on_progress
         )
 
+    async def record(
+        self,
+        rows: Sequence[ScoredRow],
+        *,
+        owner_id: str,
+        model_id: str,
+        model_version: str | None,
+        set_key: str,
+        source_job_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> LoadResult:
+        """Store ``rows`` as one prediction set (``PredictionRecorder``); its import key's digest
+        is the SHA-256 of ``set_key``, so the same key replaces the earlier set."""
+        meta = ImportMeta(
+            import_id=new_id(),
+            key=ImportKey(
+                owner_id=owner_id,
+                model_id=model_id,
+                source_job_id=source_job_id or "",
+                file_digest=hashlib.sha256(set_key.encode()).hexdigest(),
+            ),
+            model_id=model_id,
+            owner_id=owner_id,
+            created_at=created_at or datetime.now(UTC),
+            model_version=model_version,
+        )
+        batches = await anyio.to_thread.run_sync(_scored_batches, rows)
+
+        async def stream() -> AsyncIterator[PredictionBatch]:
+            for batch in batches:
+                yield batch
+
+        return await self.sink.load(stream(), meta)
+
     async def query(
         self, filters: PredictionFilter, *, limit: int = 100, cursor: str | None = None
     ) -> PredictionPage:
@@ -131,6 +168,26 @@ class PredictionService:
             writer.close()
         if tail := spool.drain():
             yield tail
+
+
+def _scored_batches(rows: Sequence[ScoredRow], size: int = 50_000) -> list[PredictionBatch]:
+    import pyarrow as pa
+
+    from studio9.predictions.arrow import BATCH_SCHEMA
+
+    batches = []
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        columns = [
+            list(range(start + 1, start + len(chunk) + 1)),
+            [row.item_key for row in chunk],
+            [row.label for row in chunk],
+            [row.confidence for row in chunk],
+            [_json(row.probabilities) for row in chunk],
+            [_json(row.extra) for row in chunk],
+        ]
+        batches.append(PredictionBatch(pa.RecordBatch.from_arrays(columns, schema=BATCH_SCHEMA)))
+    return batches
 
 
 def file_sha256(path: Path) -> str:

@@ -37,7 +37,7 @@ import msgspec
 import structlog
 
 from studio9.auth.domain import Principal
-from studio9.auth.ports import UserStore
+from studio9.auth.ports import UserStore, owner_principal
 from studio9.catalog.domain import Asset, AssetKind, AssetStatus, AssetVersion, VersionConflict
 from studio9.catalog.ports import Assets, EventType, LineageDataset, LineageEvents, run_event, table_fields
 from studio9.errors import Conflict, InvalidInput, NotFound
@@ -46,7 +46,7 @@ from studio9.jobs.domain import Job
 from studio9.jobs.ports import JobContext, JobType
 from studio9.tables.content import STATS_FILE, TableContent, attempt_prefix, drop_earlier_attempts
 from studio9.tables.ports import JobSubmitter
-from studio9.tables.resolving import TableResolver, owner_principal
+from studio9.tables.resolving import TableResolver
 from studio9.tables.sql import query_to_parquet
 from studio9.tables.sql_limits import SqlLimits
 from studio9.tables.stats_job import complete_stats
@@ -218,7 +218,7 @@ async def _run(
             )
         )
     ctx.report(0.8, message=f"{written.row_count} rows written; storing them")
-    columns = await ctx.in_thread(_columns, written.schema)
+    columns = await ctx.in_thread(table_columns, written.schema)
     prefix = attempt_prefix(params.table, ctx.job_id, ctx.attempt)
     try:
         key = prefix + PART_NAME
@@ -316,7 +316,7 @@ async def _finish(
     }
 
 
-def _columns(schema: Any) -> list[dict[str, Any]]:
+def table_columns(schema: Any) -> list[dict[str, Any]]:
     """The table schema of a result's Arrow schema (pyarrow loads here, in the job, not at start)."""
     from studio9.tables.conversion import arrow_type_for_source, column_type_of, variable_type
 

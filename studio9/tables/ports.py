@@ -8,12 +8,17 @@ records are the files context's own ports (``studio9.files.ports``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any, Protocol
 
+import attrs
+
 from studio9.auth.domain import Principal
-from studio9.catalog.domain import Asset, AssetKind
+from studio9.catalog.domain import Asset, AssetKind, AssetVersion
 from studio9.catalog.ports import Assets
 from studio9.jobs.domain import Job
+from studio9.jobs.ports import JobContext
 
 
 class TableCatalog(Assets, Protocol):
@@ -44,3 +49,43 @@ class JobSubmitter(Protocol):
         self, actor: Principal, type_name: str, params: Mapping[str, Any], *, job_id: str | None = None
     ) -> Job:
         """Validate, store and dispatch a job. Raises InvalidInput."""
+
+
+@attrs.frozen(kw_only=True)
+class LocalTable:
+    """One version of a table, readable from local Parquet files until its context exits."""
+
+    asset_id: str
+    version: int
+    name: str
+    #: The version's columns: ``{"name", "type", "variable_type", "display_name"}`` each.
+    columns: tuple[Mapping[str, Any], ...]
+    row_count: int
+    paths: tuple[Path, ...]
+
+
+class TableFiles(Protocol):
+    """**Protocol:** tables as other contexts' jobs read and write them (the ML jobs);
+    ``studio9.tables.job_tables.JobTables`` implements it."""
+
+    def open(
+        self, actor: Principal, table: str, version: int | None = None
+    ) -> AbstractAsyncContextManager[LocalTable]:
+        """The table ``table`` (an id, or ``owner/name``) at ``version`` (None: the latest), as
+        ``actor`` may read it. Raises UnknownTable (404), TableNotReadable (409)."""
+
+    async def write(
+        self,
+        ctx: JobContext,
+        actor: Principal,
+        *,
+        table_id: str,
+        name: str,
+        path: Path,
+        inputs: Sequence[tuple[str, int]],
+        source: Mapping[str, Any],
+        description: str = "",
+    ) -> AssetVersion:
+        """The Parquet file ``path`` as version 1 of table ``table_id``, created (not in the
+        library) unless it exists; lineage from ``inputs``; statistics computed. Idempotent
+        for a retried job: a version this job made already is returned as it is."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -135,22 +134,6 @@ class TableResolver:
         return (await self.assets.named(actor, user.id, AssetKind.TABLE, table)).id
 
 
-async def owner_principal(users: UserStore, owner_id: str, job_id: str) -> Principal:
-    """The principal a job acts as: its owner, as the owner is now (a role change applies).
-
-    Raises UserNotFound when the owner is gone.
-    """
-    user = await users.get(owner_id)
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        role=user.role,
-        token_id=f"job:{job_id}",  # a label: jobs hold no token
-        token_expires_at=datetime.max.replace(tzinfo=UTC),
-        email=user.email,  # shares to the owner's email reach their jobs too
-    )
-
-
 def _parts(version: AssetVersion) -> list[str]:
     parts = version.content.get("parts")
     if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
@@ -158,4 +141,4 @@ def _parts(version: AssetVersion) -> list[str]:
     return parts
 
 
-__all__ = ["Resolved", "ResolvedTable", "TableNotReadable", "TableResolver", "owner_principal"]
+__all__ = ["Resolved", "ResolvedTable", "TableNotReadable", "TableResolver"]

@@ -29,7 +29,7 @@ import msgspec
 import structlog
 
 from studio9.auth.domain import Principal
-from studio9.auth.ports import UserStore
+from studio9.auth.ports import UserStore, owner_principal
 from studio9.catalog.domain import AssetKind
 from studio9.catalog.ports import Assets
 from studio9.errors import InvalidInput, Studio9Error
@@ -49,7 +49,6 @@ from studio9.tables.content import (
     table_prefix,
 )
 from studio9.tables.ports import JobSubmitter
-from studio9.tables.resolving import owner_principal
 
 __all__ = [
     "STATS_JOB",

@@ -23,12 +23,13 @@ from litestar.testing import AsyncTestClient
 
 from studio9.api import create_app
 from studio9.auth.domain import Principal
+from studio9.auth.ports import owner_principal
 from studio9.bootstrap import Container
 from studio9.catalog.domain import AssetKind, AssetStatus
 from studio9.config import Settings
 from studio9.tables.derive import submit_derive
 from studio9.tables.queries.service import SqlService
-from studio9.tables.resolving import TableNotReadable, owner_principal
+from studio9.tables.resolving import TableNotReadable
 from studio9.tables.sql import QueryLimitExceeded
 from studio9.tables.sql_limits import SqlLimits
 from tests.conftest import database_settings

@@ -18,12 +18,12 @@ from litestar.testing import AsyncTestClient
 
 from studio9.api import create_app
 from studio9.auth.domain import Principal
+from studio9.auth.ports import owner_principal
 from studio9.bootstrap import Container
 from studio9.config import Settings
 from studio9.errors import BackendUnavailable
 from studio9.jobs.domain import Job
 from studio9.tables.content import read_blob
-from studio9.tables.resolving import owner_principal
 from studio9.tables.service import ColumnChange, TableService
 from studio9.tables.stats_job import STATS_JOB
 from tests.conftest import database_settings

@@ -1,0 +1,1 @@
+"""Machine learning on scikit-learn: training jobs, the model registry, online prediction."""
