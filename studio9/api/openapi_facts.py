@@ -28,6 +28,7 @@ from studio9.auth.domain import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, USERNA
 from studio9.config.domain import MAX_TAGS, NAME_PATTERN, TAG_PATTERN
 from studio9.jobs.service import MAX_ATTEMPTS_LIMIT
 from studio9.messaging.streams.domain import HTTP_SOURCE, PARAM_NAME, STREAM_ID
+from studio9.ml.domain import ALIAS_PATTERN
 from studio9.predictions.domain import IMPORT_ID
 from studio9.web.paging import CURSOR_DESCRIPTION, ID_CURSOR, SEARCH_CURSOR
 
@@ -99,6 +100,18 @@ BY_PREFIX: Mapping[str, Mapping[str, dict[str, Any]]] = {
     },
     "/api/v1/streams/{stream_id}": {"stream_id": {"schema": _exactly(STREAM_ID.pattern)}},
     "/api/v1/predictions": {"from": {"schema": _TIME_OR_DATE}, "to": {"schema": _TIME_OR_DATE}},
+    # ``latest`` (reserved: the newest version) reads and predicts; setting it is refused (422).
+    "/api/v1/models/{name}/aliases/{alias}": {
+        "alias": {"schema": _exactly(f"latest|{ALIAS_PATTERN.pattern}")}
+    },
+    "/api/v1/models/{name}/versions/{version}": {"version": {"schema": {"type": "integer", "minimum": 1}}},
+}
+
+#: The import reads the skops file as the raw body.
+MODEL_BODY: Final = {
+    "required": True,
+    "description": "The model's skops file (`skops.io.dump`), as the raw body.",
+    "content": {"application/octet-stream": {"schema": _BINARY}},
 }
 
 #: The upload reads its body as a stream, so Litestar sees none to document.
@@ -247,6 +260,8 @@ def _describe(path: str, operation: dict[str, Any]) -> None:
     if op_id == "UploadFile":
         operation["requestBody"] = UPLOAD_BODY
         rules["name"] = UPLOAD_NAME
+    if op_id == "ImportModel":
+        operation["requestBody"] = MODEL_BODY
     for parameter in operation.get("parameters", []):
         _not_null(parameter)
         if rule := rules.get(parameter["name"]):

@@ -221,6 +221,20 @@ ROUTES: Final[Mapping[str, str]] = {
     "DeleteProject": "project_own",
     "PutProjectMember": "project_own",
     "RemoveProjectMember": "project_own",
+    # models: a registered model is an asset (ada's ``matrix-model``, granted like the table)
+    "ListModels": "any_user",
+    "ImportModel": "any_user",
+    "GetModel": "asset_read",
+    "GetModelVersion": "asset_read",
+    "GetModelVersionByAlias": "asset_read",
+    "ExportModelVersion": "asset_read",
+    "PredictByAlias": "asset_read",
+    "PredictByVersion": "asset_read",
+    "UpdateModelVersion": "asset_write",
+    "SetModelAlias": "asset_write",
+    "DeleteModelAlias": "asset_write",
+    "DeleteModelVersion": "asset_write",  # version 1 is aliased: 409 to whoever may try
+    "DeleteModel": "asset_own",
 }
 
 
@@ -317,4 +331,42 @@ CALLS: Mapping[str, Callable[[World], Call]] = {
     "UpdateProject": lambda w: Call(json={"description": "by the matrix"}),
     "CreateFolder": lambda w: Call(json={"name": w.unique("f")}),
     "PutProjectMember": lambda w: Call(json={"permission": "read"}),
+    "ImportModel": lambda w: Call(query={"name": w.unique("m")}, content=model_file()),
+    "UpdateModelVersion": lambda w: Call(json={"description": "by the matrix"}),
+    "SetModelAlias": lambda w: Call(params={"alias": "champion"}, json={"version": 1}),
+    "DeleteModelAlias": lambda w: Call(params={"alias": "spare"}),
+    "PredictByAlias": lambda w: Call(params={"alias": "champion"}, json={"rows": [{"amount": 3.0}]}),
+    "PredictByVersion": lambda w: Call(json={"rows": [{"amount": 3.0}]}),
+    "GetModelVersionByAlias": lambda w: Call(params={"alias": "champion"}),
 }
+
+
+def model_file() -> bytes:
+    """A small fitted scikit-learn model as a skops file: what ``ImportModel`` takes."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from studio9.ml.persistence import dump_model
+
+    frame = pd.DataFrame({"amount": [float(i) for i in range(20)]})
+    return dump_model(LogisticRegression().fit(frame, [i % 2 for i in range(20)]))
+
+
+async def imported_model(world: World) -> str:
+    """A model of ada's imported from ``model_file``, with the table's grants and version 1
+    aliased ``champion`` (and ``spare``); returns its id."""
+    model = await world.send(
+        "POST",
+        f"{API}/models/import",
+        world.ada,
+        201,
+        params={"name": world.unique("model")},
+        content=model_file(),
+    )
+    model_id: str = model["model"]["id"]
+    await grant(world, model_id)
+    for alias in ("champion", "spare"):
+        await world.send(
+            "PUT", f"{API}/models/{model_id}/aliases/{alias}", world.ada, 200, json={"version": 1}
+        )
+    return model_id

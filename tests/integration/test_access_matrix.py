@@ -48,6 +48,7 @@ from tests.integration.access_matrix import (
     Principal,
     World,
     grant,
+    imported_model,
 )
 from tests.integration.test_http_tables import FAST, SALES, TABLES, Client, _upload, _wait
 
@@ -129,6 +130,7 @@ async def _build(client: Client, document: dict[str, Any], admin: dict[str, str]
     )
     await world.send("DELETE", f"{API}/auth/tokens/{token['id']}", ada, 204)
     world.headers["revoked_token"] = {"Authorization": f"Bearer {token['token']}"}
+    world.paths.update(name=await imported_model(world), version="1")
     world.paths.update(
         asset_id=table_id,
         table_id=table_id,
@@ -227,6 +229,20 @@ async def _spare_in_project(world: World) -> dict[str, str]:
     return {}
 
 
+async def _spare_alias(world: World) -> dict[str, str]:
+    path = f"{API}/models/{world.paths['name']}/aliases/spare"
+    await world.send("PUT", path, world.ada, 200, json={"version": 1})
+    return {}
+
+
+async def _fresh_model(world: World) -> dict[str, str]:
+    """A model of ada's with the grants and no alias (aliases would refuse its delete)."""
+    model_id = await imported_model(world)
+    for alias in ("champion", "spare"):
+        await world.send("DELETE", f"{API}/models/{model_id}/aliases/{alias}", world.ada, 204)
+    return {"name": model_id}
+
+
 #: Operations that would destroy part of the world: a throwaway object per principal instead.
 FRESH: Mapping[str, Fresh] = {
     "DeleteAsset": functools.partial(_shared_file, name="asset_id"),
@@ -242,6 +258,8 @@ FRESH: Mapping[str, Fresh] = {
     "DeleteFolder": _fresh_folder,
     "UnlinkAsset": _linked_file,
     "RemoveProjectMember": _spare_in_project,  # back in before each case
+    "DeleteModelAlias": _spare_alias,  # back on before each case
+    "DeleteModel": _fresh_model,
 }
 
 

@@ -63,7 +63,9 @@ CONFIG = schemathesis.Config.from_dict(
         },
         # What no JSON Schema here states is a 422 on a request the document calls valid: SQL
         # text its parser refuses; a share naming not exactly one of user, group and email; a
-        # library cursor (opaque, bound to the query that made it) from another query.
+        # library cursor (opaque, bound to the query that made it) from another query; a model
+        # file that is no skops file; an alias named ``latest`` (reserved) set or removed; rows
+        # that do not fit the model's input schema.
         "operations": [
             {
                 "include-operation-id": operation_id,
@@ -73,7 +75,17 @@ CONFIG = schemathesis.Config.from_dict(
                     }
                 },
             }
-            for operation_id in ("PreviewSql", "CreateTable", "ShareAsset", "SearchLibrary")
+            for operation_id in (
+                "PreviewSql",
+                "CreateTable",
+                "ShareAsset",
+                "SearchLibrary",
+                "ImportModel",
+                "SetModelAlias",
+                "DeleteModelAlias",
+                "PredictByAlias",
+                "PredictByVersion",
+            )
         ],
         # Links between operations are not declared: there is no stateful phase to run.
         "phases": {"stateful": {"enabled": False}},
