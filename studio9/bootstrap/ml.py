@@ -25,6 +25,7 @@ from studio9.ml.imports import ModelImporter
 from studio9.ml.jobs import ScoreDeps, evaluate_job_type, predict_job_type
 from studio9.ml.ports import ModelRegistryStore
 from studio9.ml.prediction_log import PredictionLog
+from studio9.ml.score_job import ScoreJobDeps, score_job_type
 from studio9.ml.service import MODEL_CHANGED, ModelService
 from studio9.ml.serving import OnlinePredictor
 from studio9.ml.train_job import TrainDeps, train_job_type
@@ -82,6 +83,7 @@ def build_ml(
     )
     registry.register(predict_job_type(score))
     registry.register(evaluate_job_type(score))
+    registry.register(score_job_type(ScoreJobDeps(predictor, users, predictions)))
     return MlParts(
         models=models,
         predictor=predictor,

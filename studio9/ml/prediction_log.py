@@ -55,7 +55,7 @@ class PredictionLog:
         if self.recorder is None:
             return
         for answer in answers:
-            self._pending.append((owner_id, model_id, version, _row(answer)))
+            self._pending.append((owner_id, model_id, version, scored_row(answer)))
         while len(self._pending) > self.max_rows:
             self._pending.popleft()
             self.dropped += 1
@@ -101,7 +101,8 @@ class PredictionLog:
         return written
 
 
-def _row(answer: Mapping[str, Any]) -> ScoredRow:
+def scored_row(answer: Mapping[str, Any]) -> ScoredRow:
+    """An online answer (``{label, probabilities}`` or ``{value}``) as a row of the sink."""
     if "value" in answer:
         return ScoredRow(item_key="online", label=msgspec.json.encode(answer["value"]).decode())
     probabilities = answer.get("probabilities") or {}

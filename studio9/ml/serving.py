@@ -76,15 +76,19 @@ class OnlinePredictor:
         *,
         alias: str | None = None,
         version: int | None = None,
+        logged: bool = True,
     ) -> OnlineAnswer:
-        """Predictions for ``rows`` by the model version ``alias`` (or ``version``) points at.
+        """Predictions for ``rows`` by the model version ``alias`` (or ``version``) points at;
+        ``logged``: the rows go to the prediction sink through the log (a caller that stores
+        them itself says False).
 
         Raises ModelNotFound, AliasNotFound, ModelVersionNotFound (404), InvalidInput (422)."""
         asset = await self.models.model(actor, name)  # the access check, every time
         number = version if version is not None else await self._alias(actor, asset.id, name, alias or LATEST)
         loaded = await self._load(actor, asset, number)
         answer = await anyio.to_thread.run_sync(_score, loaded, rows)
-        self.log.add(asset.owner_id, loaded.asset_id, loaded.version, loaded.content, answer)
+        if logged:
+            self.log.add(asset.owner_id, loaded.asset_id, loaded.version, loaded.content, answer)
         return OnlineAnswer(name=asset.name, version=loaded.version, predictions=answer)
 
     def forget(self, asset_id: str) -> None:

@@ -182,7 +182,9 @@ async def test_what_a_user_gets_wrong_is_named(client: Client, ada: Headers, adm
     assert no_alias.status_code == 404
     assert "champion" in no_alias.json()["detail"]
     wrong = await client.post(
-        f"{base}/versions/1/predict", headers=ada, json={"rows": [{"petal": "wide", "sepal": 1, "colour": "x"}]}
+        f"{base}/versions/1/predict",
+        headers=ada,
+        json={"rows": [{"petal": "wide", "sepal": 1, "colour": "x"}]},
     )
     assert wrong.status_code == 422
     assert "petal" in wrong.text
@@ -200,7 +202,9 @@ async def test_what_a_user_gets_wrong_is_named(client: Client, ada: Headers, adm
         f"/api/v1/models/{model_id}/versions/1/predict", headers=bob, json={"rows": [rows[0]]}
     )
     assert seen.status_code == 200, seen.text
-    refused = await client.put(f"/api/v1/models/{model_id}/aliases/champion", headers=bob, json={"version": 1})
+    refused = await client.put(
+        f"/api/v1/models/{model_id}/aliases/champion", headers=bob, json={"version": 1}
+    )
     assert refused.status_code == 403
 
     # An alias keeps its version from being deleted, and the model from being deleted.
@@ -211,3 +215,55 @@ async def test_what_a_user_gets_wrong_is_named(client: Client, ada: Headers, adm
     assert (await client.delete(f"{base}/aliases/champion", headers=ada)).status_code == 204
     assert (await client.delete(base, headers=ada)).status_code == 204
     assert (await client.get(base, headers=ada)).status_code == 404
+
+
+async def test_a_stream_scores_its_items_and_online_rows_reach_the_sink(client: Client, ada: Headers) -> None:
+    data, rows = _iris_like()
+    table = await _table(client, ada, "flowers", data)
+    params = {"table": table, "target": "species", "algorithms": ["linear"], "search": {"method": "none"}}
+    trained = await _job(client, ada, "ml.train", params)
+    assert trained["status"] == "completed", trained
+    model_id = trained["result"]["model"]["id"]
+    base = "/api/v1/models/flowers-species"
+    assert (await client.put(f"{base}/aliases/champion", headers=ada, json={"version": 1})).status_code == 200
+    items = [{"id": f"r{i}", **{k: rows[i][k] for k in ("petal", "sepal", "colour")}} for i in range(4)]
+    online = await client.post(f"{base}/aliases/champion/predict", headers=ada, json={"rows": items})
+    assert online.status_code == 200, online.text
+
+    stream = await client.post(
+        "/api/v1/streams",
+        headers=ada,
+        json={
+            "job_type": "ml.score",
+            "params": {"model": "flowers-species@champion", "key_field": "id"},
+            "batch_size": 4,
+        },
+    )
+    assert stream.status_code == 201, stream.text
+    stream_id = stream.json()["id"]
+    assert (
+        await client.post(f"/api/v1/streams/{stream_id}/items", headers=ada, json=items)
+    ).status_code == 202
+    jobs: list[dict[str, Any]] = []
+    for _ in range(1000):
+        jobs = (await client.get(f"/api/v1/streams/{stream_id}/jobs", headers=ada)).json()["items"]
+        if jobs:
+            break
+        await asyncio.sleep(0.02)
+    assert jobs, "the stream made no job"
+    job_id = jobs[0]["job_id"]
+    scored = await _wait(client, ada, job_id)
+    assert scored["status"] == "completed", scored
+    assert scored["result"]["predictions"] == online.json()["predictions"]
+
+    # The stream's set is stored at once; the online rows when the log flushes (within a second).
+    stored: list[dict[str, Any]] = []
+    for _ in range(300):
+        stored = (
+            await client.get("/api/v1/predictions", headers=ada, params={"model_id": model_id, "limit": 100})
+        ).json()["items"]
+        if len(stored) == 8:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(p["item_key"] for p in stored) == sorted(["online"] * 4 + [f"r{i}" for i in range(4)])
+    assert {p["label"] for p in stored} <= {"setosa", "versicolor", "virginica"}
