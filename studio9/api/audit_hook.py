@@ -28,6 +28,7 @@ from studio9.audit import AuditService, http_action, http_detail, object_of
 from studio9.audit.domain import WRITE_METHODS
 from studio9.auth import Principal
 from studio9.urls import redact
+from studio9.web.audit import AUDIT_OBJECT
 
 log = structlog.get_logger("studio9.audit")
 
@@ -101,7 +102,8 @@ class _Recorder:
         container = self._scope["app"].state.container
         audit: AuditService = container.audit
         created = _created_id(self._body)
-        object_id = self._object_id or created
+        named = (self._scope.get("state") or {}).get(AUDIT_OBJECT)
+        object_id = named if isinstance(named, str) else self._object_id or created
         event: dict[str, Any] = {"action": http_action(self._scope["method"], self._template)}
         try:
             if self._principal is not None:

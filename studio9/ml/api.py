@@ -31,6 +31,7 @@ from studio9.ml.wire import (
     predict_out,
     version_out,
 )
+from studio9.web.audit import audit_object
 from studio9.web.paging import ID_CURSOR, keyset_page
 from studio9.web.responses import problems
 
@@ -94,12 +95,13 @@ class ModelController(Controller):
     @delete_route("/{name:str}", operation_id="DeleteModel", status_code=204, responses=problems(403, 409))
     async def delete_model(
         self,
+        request: Request[Any, Any, Any],
         name: FromPath[str],
         principal: NamedDependency[Principal],
         model_service: NamedDependency[ModelService],
     ) -> None:
         """Delete the model and every version (its owner; refused while it has aliases)."""
-        await model_service.delete(principal, name)
+        audit_object(request, (await model_service.delete(principal, name)).id)
 
     @get("/{name:str}/versions/{version:int}", operation_id="GetModelVersion")
     async def get_version(
@@ -116,6 +118,7 @@ class ModelController(Controller):
     @patch("/{name:str}/versions/{version:int}", operation_id="UpdateModelVersion", responses=problems(403))
     async def update_version(
         self,
+        request: Request[Any, Any, Any],
         name: FromPath[str],
         version: FromPath[Version],
         data: JSONBody[VersionChangesIn],
@@ -126,6 +129,7 @@ class ModelController(Controller):
         view = await model_service.update_version(
             principal, name, version, description=data.description, tags=data.tags
         )
+        audit_object(request, view.asset.id)
         return version_out(view)
 
     @delete_route(
@@ -136,13 +140,14 @@ class ModelController(Controller):
     )
     async def delete_version(
         self,
+        request: Request[Any, Any, Any],
         name: FromPath[str],
         version: FromPath[Version],
         principal: NamedDependency[Principal],
         model_service: NamedDependency[ModelService],
     ) -> None:
         """Delete a version (refused while an alias points at it)."""
-        await model_service.delete_version(principal, name, version)
+        audit_object(request, (await model_service.delete_version(principal, name, version)).id)
 
     @get(
         "/{name:str}/versions/{version:int}/export",
@@ -169,6 +174,7 @@ class ModelController(Controller):
     @put("/{name:str}/aliases/{alias:str}", operation_id="SetModelAlias", responses=problems(403))
     async def set_alias(
         self,
+        request: Request[Any, Any, Any],
         name: FromPath[str],
         alias: FromPath[Alias],
         data: JSONBody[AliasIn],
@@ -176,7 +182,9 @@ class ModelController(Controller):
         model_service: NamedDependency[ModelService],
     ) -> ModelVersionOut:
         """Point the alias (``champion``, ``challenger``, any name) at a version, atomically."""
-        return version_out(await model_service.set_alias(principal, name, alias, data.version))
+        view = await model_service.set_alias(principal, name, alias, data.version)
+        audit_object(request, view.asset.id)
+        return version_out(view)
 
     @delete_route(
         "/{name:str}/aliases/{alias:str}",
@@ -186,13 +194,14 @@ class ModelController(Controller):
     )
     async def delete_alias(
         self,
+        request: Request[Any, Any, Any],
         name: FromPath[str],
         alias: FromPath[Alias],
         principal: NamedDependency[Principal],
         model_service: NamedDependency[ModelService],
     ) -> None:
         """Remove the alias."""
-        await model_service.delete_alias(principal, name, alias)
+        audit_object(request, (await model_service.delete_alias(principal, name, alias)).id)
 
     @get("/{name:str}/aliases/{alias:str}", operation_id="GetModelVersionByAlias")
     async def get_by_alias(
@@ -206,7 +215,12 @@ class ModelController(Controller):
         asset = await model_service.model(principal, name)
         return version_out(await model_service.resolve(principal, f"{asset.id}@{alias}"))
 
-    @post("/{name:str}/aliases/{alias:str}/predict", operation_id="PredictByAlias", status_code=200)
+    @post(
+        "/{name:str}/aliases/{alias:str}/predict",
+        operation_id="PredictByAlias",
+        status_code=200,
+        opt={"read_only": True},  # a prediction changes nothing: not an audited write
+    )
     async def predict_by_alias(
         self,
         name: FromPath[str],
@@ -219,7 +233,12 @@ class ModelController(Controller):
         is checked against the model's input schema (422 names a missing or mistyped column)."""
         return predict_out(await online_predictor.predict(principal, name, data.rows, alias=alias))
 
-    @post("/{name:str}/versions/{version:int}/predict", operation_id="PredictByVersion", status_code=200)
+    @post(
+        "/{name:str}/versions/{version:int}/predict",
+        operation_id="PredictByVersion",
+        status_code=200,
+        opt={"read_only": True},
+    )
     async def predict_by_version(
         self,
         name: FromPath[str],

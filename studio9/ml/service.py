@@ -146,12 +146,13 @@ class ModelService:
         await self._changed(asset.id, alias)
         return await self.version(actor, asset, number)
 
-    async def delete_alias(self, actor: Principal, name: str, alias: str) -> None:
+    async def delete_alias(self, actor: Principal, name: str, alias: str) -> Asset:
         asset = await self.model(actor, name)
         await self.catalog.writable(actor, asset.id)
         with named(asset):
             await self.registry.delete_alias(asset.id, alias)
         await self._changed(asset.id, alias)
+        return asset
 
     async def update_version(
         self,
@@ -174,15 +175,16 @@ class ModelService:
             )
         return await self.version(actor, asset, number)
 
-    async def delete_version(self, actor: Principal, name: str, number: int) -> None:
+    async def delete_version(self, actor: Principal, name: str, number: int) -> Asset:
         """Mark a version deleted (write access); refused (409) while an alias points at it."""
         asset = await self.model(actor, name)
         await self.catalog.writable(actor, asset.id)
         with named(asset):
             await self.registry.delete_version(asset.id, number, at=self.clock())
         await self._changed(asset.id, None)
+        return asset
 
-    async def delete(self, actor: Principal, name: str) -> None:
+    async def delete(self, actor: Principal, name: str) -> Asset:
         """Delete the model and every version (ownership); refused (409) while it has aliases."""
         asset = await self.model(actor, name)
         await self.catalog.writable(actor, asset.id)  # a reader learns nothing of its aliases
@@ -191,6 +193,7 @@ class ModelService:
             raise AliasInUse(asset.name, None, sorted(aliases))
         await self.catalog.delete(actor, asset.id)
         await self._changed(asset.id, None)
+        return asset
 
     async def _changed(self, asset_id: str, alias: str | None) -> None:
         self.on_change(asset_id)

@@ -267,3 +267,27 @@ async def test_a_stream_scores_its_items_and_online_rows_reach_the_sink(client: 
         await asyncio.sleep(0.02)
     assert sorted(p["item_key"] for p in stored) == sorted(["online"] * 4 + [f"r{i}" for i in range(4)])
     assert {p["label"] for p in stored} <= {"setosa", "versicolor", "virginica"}
+
+
+async def test_every_alias_move_is_an_audited_event_of_the_model(client: Client, ada: Headers) -> None:
+    data, _ = _iris_like()
+    table = await _table(client, ada, "flowers", data)
+    params = {"table": table, "target": "species", "algorithms": ["linear"], "search": {"method": "none"}}
+    for _ in range(2):
+        assert (await _job(client, ada, "ml.train", params))["status"] == "completed"
+    base = "/api/v1/models/flowers-species"
+    model_id = (await client.get(base, headers=ada)).json()["id"]
+    for version in (1, 2):
+        moved = await client.put(f"{base}/aliases/champion", headers=ada, json={"version": version})
+        assert moved.status_code == 200, moved.text
+    assert (await client.delete(f"{base}/aliases/champion", headers=ada)).status_code == 204
+    rows = [{"petal": 1.0, "sepal": 3.0, "colour": "pale"}]
+    assert (
+        await client.post(f"{base}/versions/2/predict", headers=ada, json={"rows": rows})
+    ).status_code == 200
+    events = (await client.get("/api/v1/audit", headers=ada, params={"asset": model_id})).json()["items"]
+    actions = [e["action"] for e in events if "aliases" in e["action"]]
+    assert sorted(actions) == sorted(
+        ["PUT /api/v1/models/{name}/aliases/{alias}"] * 2 + ["DELETE /api/v1/models/{name}/aliases/{alias}"]
+    )
+    assert not [e for e in events if "predict" in e["action"]]  # a prediction is no write
