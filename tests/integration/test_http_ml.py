@@ -291,3 +291,55 @@ async def test_every_alias_move_is_an_audited_event_of_the_model(client: Client,
         ["PUT /api/v1/models/{name}/aliases/{alias}"] * 2 + ["DELETE /api/v1/models/{name}/aliases/{alias}"]
     )
     assert not [e for e in events if "predict" in e["action"]]  # a prediction is no write
+
+
+class Doubler:
+    """A class of the test's own: a skops file holding it holds an untrusted type."""
+
+    def fit(self, X: Any, y: Any = None) -> Doubler:
+        return self
+
+    def transform(self, X: Any) -> Any:
+        return X * 2
+
+
+async def test_a_model_file_is_imported_only_when_every_type_in_it_is_trusted(
+    client: Client, ada: Headers
+) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from studio9.ml.persistence import dump_model, load_model
+
+    frame = pd.DataFrame({"x": [float(i) for i in range(30)]})
+    labels = [int(i >= 15) for i in range(30)]
+    untrusted = dump_model(make_pipeline(Doubler(), LogisticRegression()).fit(frame, labels))
+    refused = await client.post(
+        "/api/v1/models/import", headers=ada, params={"name": "odd"}, content=untrusted
+    )
+    assert refused.status_code == 422, refused.text
+    assert "Doubler" in refused.json()["detail"]
+    assert (await client.get("/api/v1/models/odd", headers=ada)).status_code == 404
+    garbage = await client.post(
+        "/api/v1/models/import", headers=ada, params={"name": "odd"}, content=b"PK\x03\x04no"
+    )
+    assert garbage.status_code == 422
+
+    model = LogisticRegression().fit(frame, labels)
+    imported = await client.post(
+        "/api/v1/models/import", headers=ada, params={"name": "plain"}, content=dump_model(model)
+    )
+    assert imported.status_code == 201, imported.text
+    body = imported.json()
+    assert (body["version"], body["task"], body["classes"]) == (1, "binary", [0, 1])
+    assert body["input_schema"] == [{"name": "x", "type": "float", "nullable": True}]
+    exported = await client.get("/api/v1/models/plain/versions/1/export", headers=ada)
+    assert exported.status_code == 200
+    again = load_model(exported.content)
+    answer = await client.post(
+        "/api/v1/models/plain/versions/1/predict", headers=ada, json={"rows": [{"x": 3.0}, {"x": 27.0}]}
+    )
+    assert [p["label"] for p in answer.json()["predictions"]] == again.predict(
+        pd.DataFrame({"x": [3.0, 27.0]})
+    ).tolist()
