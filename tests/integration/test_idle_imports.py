@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Imported only where used (docs/decisions.md); the last three are not dependencies yet.
-HEAVY = ("pyarrow", "numpy", "pandas", "sklearn", "duckdb")
+HEAVY = ("pyarrow", "numpy", "pandas", "sklearn", "skops", "scipy", "duckdb")
 
 _SERVE_THEN_REPORT = r"""
 import asyncio, json, sys, time
