@@ -197,17 +197,25 @@ def train_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _train(settings: Settings, args: argparse.Namespace) -> int:
-    params = train_params(args)
+def _submitted(settings: Settings, args: argparse.Namespace, job_type: str, params: dict[str, Any]) -> Any:
+    """Submit the job; without ``--watch`` print it and answer None; with it, follow it and answer
+    its result (an int: the exit code of a job that did not complete)."""
     with _client(settings) as client:
-        job = client.request("POST", "/jobs", json={"type": "ml.train", "params": params})
+        job = client.request("POST", "/jobs", json={"type": job_type, "params": params})
         if not args.watch:
             _print_job(job, as_json=args.json)
-            return 0
+            return None
         print(job["id"], flush=True)
         if follow_job(client, job["id"], settings) != 0:
             return 1
-        result = client.request("GET", f"/jobs/{job['id']}")["result"]
+        return client.request("GET", f"/jobs/{job['id']}")["result"]
+
+
+def _train(settings: Settings, args: argparse.Namespace) -> int:
+    result = _submitted(settings, args, "ml.train", train_params(args))
+    if result is None or isinstance(result, int):
+        return result or 0
+    with _client(settings) as client:
         model = client.request("GET", _model_path(result["model"]["id"]))
     if args.json:
         _print({**result, "model": {**result["model"], "name": model["name"]}})
@@ -243,15 +251,9 @@ def _predict(settings: Settings, args: argparse.Namespace) -> int:
     params = {"model": args.model, "table": args.table}
     if args.key_column:
         params["key_column"] = args.key_column
-    with _client(settings) as client:
-        job = client.request("POST", "/jobs", json={"type": "ml.predict", "params": params})
-        if not args.watch:
-            _print_job(job, as_json=args.json)
-            return 0
-        print(job["id"], flush=True)
-        if follow_job(client, job["id"], settings) != 0:
-            return 1
-        result = client.request("GET", f"/jobs/{job['id']}")["result"]
+    result = _submitted(settings, args, "ml.predict", params)
+    if result is None or isinstance(result, int):
+        return result or 0
     if args.json:
         _print(result)
     else:

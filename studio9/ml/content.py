@@ -9,7 +9,7 @@ is a ``report`` asset of its own). No heavy import here: the API reads it on eve
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -28,6 +28,11 @@ def artifact_key(asset_id: str, job_or_upload_id: str) -> str:
     """The skops file a job (or an import) writes: its own key, so a stalled attempt never
     overwrites a file another version already names."""
     return f"{model_prefix(asset_id)}{job_or_upload_id}/{MODEL_FILE}"
+
+
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    """``data`` as the chunk stream ``BlobStore.put`` takes."""
+    yield data
 
 
 @attrs.frozen(kw_only=True)

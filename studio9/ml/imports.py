@@ -22,7 +22,7 @@ from studio9.catalog.domain import AssetKind, AssetNotFound, AssetStatus, Versio
 from studio9.errors import InvalidInput, PayloadTooLarge
 from studio9.files.ports import BlobStore
 from studio9.ids import new_id
-from studio9.ml.content import ModelContent, artifact_key
+from studio9.ml.content import ModelContent, artifact_key, one_chunk
 from studio9.ml.domain import ModelSource, ModelVersionInfo
 from studio9.ml.service import ModelService, ModelVersionView
 
@@ -52,7 +52,7 @@ class ModelImporter:
             )
         upload = new_id()
         key = artifact_key(model.id, upload)
-        await self.blobs.put(key, _one(data))
+        await self.blobs.put(key, one_chunk(data))
         stored = attrs.evolve(content, artifact=key, training={"import": upload})
         while True:
             latest = (await catalog.get(actor, model.id)).latest_version
@@ -86,10 +86,6 @@ class ModelImporter:
             onnx = await anyio.to_thread.run_sync(_onnx, data, view.content, self.allowed_types)
             return onnx, f"{stem}.onnx"
         return data, f"{stem}.skops"
-
-
-async def _one(data: bytes) -> Any:
-    yield data
 
 
 def _describe(data: bytes, allowed: frozenset[str]) -> ModelContent:

@@ -35,7 +35,7 @@ from studio9.catalog.domain import AssetKind, AssetNotFound, AssetStatus, AssetV
 from studio9.files.ports import BlobStore
 from studio9.ids import derived_id
 from studio9.jobs.ports import JobContext, JobType
-from studio9.ml.content import ModelContent, artifact_key, metric_summary
+from studio9.ml.content import ModelContent, artifact_key, metric_summary, one_chunk
 from studio9.ml.domain import ModelSource, ModelVersionInfo
 from studio9.ml.ports import ModelCatalog, ModelRegistryStore
 from studio9.tables.ports import LocalTable, TableFiles
@@ -302,7 +302,7 @@ async def _add_version(
     import sklearn
 
     key = artifact_key(model_id, ctx.job_id)
-    await deps.blobs.put(key, _one(outputs["skops"]))
+    await deps.blobs.put(key, one_chunk(outputs["skops"]))
     content = ModelContent(
         artifact=key,
         task=result.task,
@@ -364,10 +364,6 @@ async def _finish(
         "report": content.report,
         "scored": dict(content.scored),
     }
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 def _jsonable(value: Any) -> Any:

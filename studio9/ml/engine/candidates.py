@@ -3,8 +3,9 @@
 ``make_estimator(algorithm, task, seed)`` is scikit-learn's estimator with its defaults, but for
 ``random_state=seed`` (every one of them has it) and, since the defaults stop short on many
 tables, ``max_iter=1000`` for ``LogisticRegression`` and 5000 for ``ElasticNet``; the elastic-net
-classifier is ``LogisticRegression(solver="saga", l1_ratio=0.5, max_iter=1000)``. ``SPACES`` holds the parameter distributions sampled
-by the random and halving searches: small ranges around the defaults that matter most.
+classifier is ``LogisticRegression(solver="saga", l1_ratio=0.5, max_iter=1000)``. ``SPACES``
+holds the parameter distributions sampled by the random and halving searches: small ranges
+around the defaults that matter most.
 
 ``candidate_list(spec, task)``: method ``none`` gives one candidate per algorithm with default
 parameters; ``random`` and ``halving`` give each algorithm's default first, then

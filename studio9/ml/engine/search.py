@@ -256,9 +256,15 @@ def search_fits(spec: TrainSpec, candidates: int) -> int:
 
 
 def run_search(
-    frame: Any, y: Any, weights: Any, features: Sequence[str], candidates: Sequence[Candidate],
-    spec: TrainSpec, task: Task, steps: Steps,
-) -> SearchOutcome:  # fmt: skip
+    frame: Any,
+    y: Any,
+    weights: Any,
+    features: Sequence[str],
+    candidates: Sequence[Candidate],
+    spec: TrainSpec,
+    task: Task,
+    steps: Steps,
+) -> SearchOutcome:
     """Scores ``candidates`` on the training rows ``frame``/``y``/``weights`` (see the module doc)."""
     search = _Search(spec, task, features, steps)
     data = _data(frame, y, weights, spec, task)

@@ -40,7 +40,7 @@ from sklearn.model_selection import train_test_split
 
 from studio9.errors import InvalidInput
 from studio9.ml.engine.candidates import candidate_list
-from studio9.ml.engine.columns import column_type, input_schema, python_scalar, target_values
+from studio9.ml.engine.columns import input_schema, python_scalar, target_values
 from studio9.ml.engine.errors import Cancelled
 from studio9.ml.engine.metrics import class_labels, classification_metrics, regression_metrics
 from studio9.ml.engine.preprocessing import check_features
@@ -192,6 +192,7 @@ def train(
     if holdout is not None:
         training = everything
         held, _, held_dropped = _rows(holdout, features, spec, "hold-out table")
+        _check_target(held, task, classes, spec.target)
         if held_dropped:
             notes.append(f"{held_dropped} hold-out rows whose target is null were left out")
     elif spec.holdout_fraction > 0:
@@ -221,7 +222,9 @@ def train(
         metrics = {"train": _measure(pipeline, task, classes, training)}
         if held is not None:
             metrics["holdout"] = _measure(pipeline, task, classes, held)
-        importance = _importance(pipeline, held or _sampled(training, spec.seed), features, spec)
+        steps.may_fit(budget=False)  # a last chance to cancel before the importance's predictions
+        shuffled = held if held is not None else _sampled(training, spec.seed)
+        importance = _importance(pipeline, shuffled, features, spec)
     if outcome.stopped:
         scored = sum(row.status == "complete" for row in outcome.rows)
         notes.append(f"the time budget of {spec.time_budget_s} s ran out after {scored} complete candidates")
@@ -321,12 +324,21 @@ def _measure(pipeline: Any, task: Task, classes: Sequence[Any] | None, rows: _Ro
     if task == "regression":
         return regression_metrics(rows.y, pred, rows.weights)
     names = classes if classes is not None else [python_scalar(c) for c in pipeline.classes_]
-    unseen = ~np.isin(rows.y, class_labels(names, rows.y))
-    if unseen.any():
-        raise InvalidInput(
-            f"the target has values the model never saw, such as {python_scalar(rows.y[unseen][0])!r}"
-        )
     return classification_metrics(rows.y, proba, names, rows.weights)
+
+
+def _check_target(rows: _Rows, task: Task, classes: Sequence[Any] | None, target: str) -> None:
+    """Refuses targets the model cannot be measured on: text for regression, unseen classes."""
+    if task == "regression":
+        if rows.y.dtype.kind not in "iuf":
+            raise InvalidInput(f"target {target!r} must be numeric to measure a regression model")
+        return
+    if classes is None:
+        return
+    unseen = ~np.isin(rows.y, class_labels(classes, rows.y))
+    if unseen.any():
+        value = python_scalar(rows.y[unseen][0])
+        raise InvalidInput(f"target {target!r} has values the model never saw, such as {value!r}")
 
 
 def evaluate(
@@ -339,9 +351,11 @@ def evaluate(
 ) -> dict[str, Any]:
     """The metrics of the model on ``frame``'s rows that have a ``target`` (``metrics``' dicts);
     ``InvalidInput`` for a missing column, a non-numeric regression target or an unseen class."""
-    features = list(getattr(pipeline, "feature_names_in_", []))
+    others = [c for c in frame.columns if c not in (target, weight_column)]
+    features = list(getattr(pipeline, "feature_names_in_", others))
     spec = TrainSpec(target=target, weight_column=weight_column, holdout_fraction=0)
     rows, _, _ = _rows(frame, features, spec, "table")
-    if task == "regression" and column_type(frame[target]) not in ("integer", "float"):
-        raise InvalidInput(f"target {target!r} must be numeric to evaluate a regression model")
+    if classes is None and task != "regression":
+        classes = [python_scalar(c) for c in pipeline.classes_]
+    _check_target(rows, task, classes, target)
     return _measure(pipeline, task, classes, rows)
