@@ -4,7 +4,8 @@ On scikit-learn's bundled data sets (breast cancer: binary, diabetes: regression
 multiclass), ``train`` with one algorithm and no search must give the same predictions and the
 same metrics as the pipeline built here by hand from the documented recipe: the preprocessor of
 ``studio9.ml.engine.preprocessing``, the estimator of ``studio9.ml.engine.candidates`` and the
-hold-out split of ``studio9.ml.engine.training``.
+hold-out split of ``studio9.ml.engine.training``. Each data set gets some missing values and a
+text column (with missing values too), so that the imputers and the encoder take part.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from studio9.ml.engine.preprocessing import to_text
 from studio9.ml.engine.spec import SearchSpec, TrainSpec
 from studio9.ml.engine.training import evaluate, predict_frame, train
 
@@ -40,23 +42,37 @@ SEED = 7
 
 def _frame(loader: Any) -> pd.DataFrame:
     frame: pd.DataFrame = loader(as_frame=True).frame
-    return frame
+    first, second, third = frame.columns[:3]
+    frame.loc[frame.index % 11 == 0, first] = np.nan
+    frame.loc[frame.index % 7 == 0, second] = np.nan
+    band = pd.qcut(frame[third], 3, labels=["low", "mid", "high"]).astype(object)
+    band[frame.index % 13 == 0] = None
+    return frame.assign(band=band)
 
 
 def _by_hand(frame: pd.DataFrame, model: Any, *, stratify: bool) -> tuple[Any, pd.DataFrame, pd.Series]:
-    """The documented recipe, written out: numeric features only in these data sets."""
+    """The documented recipe, written out: numeric features and the one text column."""
     features = [c for c in frame.columns if c != "target"]
+    numbers = [c for c in features if c != "band"]
     X, y = frame[features], frame["target"]
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.2, random_state=SEED, stratify=y if stratify else None
     )
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    pipeline = Pipeline(
+    text = Pipeline(
         [
-            ("preprocess", ColumnTransformer([("numeric", numeric, features)], remainder="drop")),
-            ("model", model),
+            ("text", FunctionTransformer(to_text, feature_names_out="one-to-one")),
+            ("impute", SimpleImputer(strategy="most_frequent")),
+            (
+                "encode",
+                OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=64, sparse_output=False),
+            ),
         ]
     )
+    preprocess = ColumnTransformer(
+        [("numeric", numeric, numbers), ("categorical", text, ["band"])], remainder="drop"
+    )
+    pipeline = Pipeline([("preprocess", preprocess), ("model", model)])
     pipeline.fit(X_train, y_train.to_numpy())
     return pipeline, X_test, y_test
 

@@ -19,7 +19,7 @@ from studio9.ml.engine.errors import Cancelled
 from studio9.ml.engine.metrics import classification_metrics, regression_metrics
 from studio9.ml.engine.preprocessing import build_preprocessor, check_features, to_seconds, to_text
 from studio9.ml.engine.spec import ALGORITHMS, Progress, SearchSpec, TrainSpec
-from studio9.ml.engine.training import predict_frame, train
+from studio9.ml.engine.training import evaluate, predict_frame, train
 
 FAST = SearchSpec(method="none")
 
@@ -290,6 +290,7 @@ def test_the_result_describes_the_model() -> None:
         {"name": "when", "type": "timestamp", "nullable": False},
     ]
     assert "3 rows whose target 'label' is null were left out" in result.warnings
+    assert result.holdout_index is not None
     assert len(result.holdout_index) == 30 and not {0, 1, 2} & set(result.holdout_index)
     assert result.metrics["holdout"]["n_rows"] == 30
     assert result.metrics["train"]["n_rows"] == 117
@@ -306,6 +307,19 @@ def test_a_holdout_frame_replaces_the_split_and_zero_means_none() -> None:
     none = train(_frame(), _spec(holdout_fraction=0))
     assert "holdout" not in none.metrics
     assert none.importance
+
+
+def test_targets_the_model_cannot_be_measured_on_are_refused() -> None:
+    odd = _frame(50, seed=1).assign(label="maybe")
+    with pytest.raises(InvalidInput, match=r"'label'.*'maybe'"):
+        train(_frame(), _spec(), holdout=odd)
+    result = train(_frame(), _spec())
+    assert evaluate(result.pipeline, "binary", None, _frame(50, seed=1), "label")["n_rows"] == 50
+    with pytest.raises(InvalidInput, match="'maybe'"):
+        evaluate(result.pipeline, "binary", result.classes, odd, "label")
+    regression = train(_frame(), _spec(target="amount"))
+    with pytest.raises(InvalidInput, match="'amount'"):
+        evaluate(regression.pipeline, "regression", None, _frame().assign(amount="x"), "amount")
 
 
 def test_predict_frame_is_consistent_and_checks_columns() -> None:
