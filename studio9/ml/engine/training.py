@@ -13,8 +13,8 @@ changes what a random forest learns); ``holdout_index`` lists the hold-out rows'
 and ``holdout_fraction=0`` with no ``holdout`` frame means no hold-out metrics.
 
 Permutation importance (``sklearn.inspection.permutation_importance``) uses the search's primary
-metric, ``n_repeats=5, random_state=seed``, on the hold-out rows, or without them on at most 5,000
-training rows (``numpy.random.default_rng(seed).choice``, sorted), per original feature column.
+metric, ``n_repeats=5, random_state=seed``, on at most 5,000 of the hold-out rows, or without them
+of the training rows (``numpy.random.default_rng(seed).choice``, sorted), per original feature column.
 
 ``predict_frame`` is the one function that scores rows, for batch scoring, evaluation and online
 prediction alike: ``{"prediction": [...]}`` and, for classification, ``{"probability_<class>":
@@ -223,7 +223,9 @@ def train(
         if held is not None:
             metrics["holdout"] = _measure(pipeline, task, classes, held)
         steps.may_fit(budget=False)  # a last chance to cancel before the importance's predictions
-        shuffled = held if held is not None else _sampled(training, spec.seed)
+        # At most IMPORTANCE_ROWS rows: each feature is shuffled and scored n_repeats times, and
+        # on 40,000 hold-out rows that took longer than the whole search (benchmarks/ml.py).
+        shuffled = _sampled(held if held is not None else training, spec.seed)
         importance = _importance(pipeline, shuffled, features, spec)
     if outcome.stopped:
         scored = sum(row.status == "complete" for row in outcome.rows)
