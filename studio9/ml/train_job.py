@@ -178,7 +178,7 @@ def _fit(
 ) -> tuple[Any, dict[str, Any]]:
     """Train in this worker thread; the frames come back for the scored tables."""
     from studio9.ml.engine.spec import Progress
-    from studio9.ml.engine.training import train
+    from studio9.ml.engine.training import evaluate, train
     from studio9.ml.frames import read_frame
 
     frame = read_frame(main.paths)
@@ -194,6 +194,9 @@ def _fit(
         return False
 
     result = train(frame, spec, holdout=held, progress=progress, should_stop=should_stop)
+    if oot is not None:  # measured too: how the model does on later data is the point of it
+        measured = evaluate(result.pipeline, result.task, result.classes, oot, spec.target, spec.weight_column)
+        result = attrs.evolve(result, metrics={**result.metrics, "out_of_time": measured})
     return result, {"frame": frame, "holdout": held, "out_of_time": oot}
 
 
@@ -234,21 +237,20 @@ async def _write_outputs(
     from studio9.ml.persistence import dump_model
 
     scored: dict[str, str] = {}
-    frame = frames["frame"]
-    splits: dict[str, Any] = {}
-    if result.holdout_index is not None and frames["holdout"] is None:
-        held_rows = frame.index.isin(frame.index[result.holdout_index])
-        splits["train"], splits["holdout"] = frame[~held_rows], frame.iloc[result.holdout_index]
-    else:
-        splits["train"] = frame
-        if frames["holdout"] is not None:
-            splits["holdout"] = frames["holdout"]
+    # The rows measured, with the predictions the engine made for their metrics (not made twice).
+    splits: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for split, (positions, predictions) in result.scored.items():
+        source = (
+            frames["holdout"] if split == "holdout" and frames["holdout"] is not None else frames["frame"]
+        )
+        splits[split] = (source.iloc[positions], predictions)
     if frames["out_of_time"] is not None:
-        splits["out_of_time"] = frames["out_of_time"]
-    for split, rows in splits.items():
+        later = frames["out_of_time"]
+        made = await ctx.in_thread(predict_frame, result.pipeline, result.task, result.classes, later)
+        splits["out_of_time"] = (later, made)
+    for split, (rows, predictions) in splits.items():
         path = ctx.scratch / f"scored-{split}.parquet"
         await anyio.Path(ctx.scratch).mkdir(parents=True, exist_ok=True)
-        predictions = await ctx.in_thread(predict_frame, result.pipeline, result.task, result.classes, rows)
         await ctx.in_thread(write_scored, rows, predictions, path)
         table = derived_id(ctx.job_id, f"scored-{split}")
         await deps.tables.write(

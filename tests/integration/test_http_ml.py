@@ -107,12 +107,20 @@ async def test_train_promote_and_predict_online_as_the_batch_job_does(client: Cl
             "algorithms": ["random_forest"],
             "search": {"method": "none"},
             "seed": 7,
+            "out_of_time_table": table,
         },
     )
     assert trained["status"] == "completed", trained
     result = trained["result"]
     assert result["model"]["version"] == 1 and result["task"] == "multiclass"
-    assert set(result["scored"]) == {"train", "holdout"}
+    assert set(result["scored"]) == {"train", "holdout", "out_of_time"}
+    assert set(result["metrics"]) == {"train", "holdout", "out_of_time"}
+    sizes = {}
+    for split, scored_table in result["scored"].items():
+        shown = (await client.get(f"/api/v1/tables/{scored_table}", headers=ada)).json()
+        sizes[split] = shown["row_count"]
+        assert {"species", "prediction", "probability_setosa"} <= {c["name"] for c in shown["columns"]}
+    assert sizes == {"train": 120, "holdout": 30, "out_of_time": 150}
 
     model = await client.get("/api/v1/models/flowers-species", headers=ada)
     assert model.status_code == 200, model.text

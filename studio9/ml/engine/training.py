@@ -85,6 +85,10 @@ class TrainResult:
     stopped: Literal["time_budget"] | None
     holdout_index: list[int] | None
     input_schema: list[dict[str, Any]]
+    #: Per split (``train``, ``holdout``): the positions of the rows measured (null targets left
+    #: out) in the frame they came from (the hold-out frame's, when one was given), and their
+    #: ``predict_frame`` columns, in that order: what the scored tables hold.
+    scored: dict[str, tuple[Any, dict[str, list[Any]]]] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -189,9 +193,11 @@ def train(
         notes.append(f"{dropped} rows whose target {spec.target!r} is null were left out")
     held: _Rows | None = None
     holdout_index: list[int] | None = None
+    #: Where each split's rows are in the frame they came from (``frame`` or ``holdout``).
+    at: dict[str, Any] = {"train": positions}
     if holdout is not None:
         training = everything
-        held, _, held_dropped = _rows(holdout, features, spec, "hold-out table")
+        held, at["holdout"], held_dropped = _rows(holdout, features, spec, "hold-out table")
         _check_target(held, task, classes, spec.target)
         if held_dropped:
             notes.append(f"{held_dropped} hold-out rows whose target is null were left out")
@@ -199,6 +205,7 @@ def train(
         train_at, held_at = _split(everything, spec, task)
         training, held = _take(everything, train_at), _take(everything, held_at)
         holdout_index = [int(p) for p in positions[held_at]]
+        at = {"train": positions[train_at], "holdout": positions[held_at]}
     else:
         training = everything
     _check_folds(training, spec, task)
@@ -219,17 +226,22 @@ def train(
         fit_params = {} if training.weights is None else {"model__sample_weight": training.weights}
         pipeline.fit(training.frame, training.y, **fit_params)
         steps.fitted(f"refit {outcome.best.algorithm} on {len(training.y)} training rows", last=True)
-        metrics = {"train": _measure(pipeline, task, classes, training)}
-        if held is not None:
-            metrics["holdout"] = _measure(pipeline, task, classes, held)
+        metrics: dict[str, Any] = {}
+        scored: dict[str, tuple[Any, dict[str, list[Any]]]] = {}
+        for split, rows in (("train", training), ("holdout", held)):
+            if rows is not None:
+                metrics[split], predictions = _measure(pipeline, task, classes, rows)
+                scored[split] = (at[split], predictions)
         steps.may_fit(budget=False)  # a last chance to cancel before the importance's predictions
         # At most IMPORTANCE_ROWS rows: each feature is shuffled and scored n_repeats times, and
         # on 40,000 hold-out rows that took longer than the whole search (benchmarks/ml.py).
         shuffled = _sampled(held if held is not None else training, spec.seed)
         importance = _importance(pipeline, shuffled, features, spec)
     if outcome.stopped:
-        scored = sum(row.status == "complete" for row in outcome.rows)
-        notes.append(f"the time budget of {spec.time_budget_s} s ran out after {scored} complete candidates")
+        complete = sum(row.status == "complete" for row in outcome.rows)
+        notes.append(
+            f"the time budget of {spec.time_budget_s} s ran out after {complete} complete candidates"
+        )
     if not outcome.scored:
         notes.append(
             f"no candidate finished cross-validation in the time budget; the first, "
@@ -251,6 +263,7 @@ def train(
         stopped=outcome.stopped,
         holdout_index=holdout_index,
         input_schema=input_schema(training.frame, features),
+        scored=scored,
     )
 
 
@@ -312,6 +325,10 @@ def predict_frame(
     a missing one: ``InvalidInput`` naming it). ``classes`` name the probability columns (None:
     the model's own)."""
     pred, proba = _predict(pipeline, task, frame)
+    return _columns(pipeline, classes, pred, proba)
+
+
+def _columns(pipeline: Any, classes: Sequence[Any] | None, pred: Any, proba: Any) -> dict[str, list[Any]]:
     if proba is None:
         return {"prediction": pred.tolist()}
     names = list(classes) if classes is not None else [python_scalar(c) for c in pipeline.classes_]
@@ -321,12 +338,17 @@ def predict_frame(
     return out
 
 
-def _measure(pipeline: Any, task: Task, classes: Sequence[Any] | None, rows: _Rows) -> dict[str, Any]:
+def _measure(
+    pipeline: Any, task: Task, classes: Sequence[Any] | None, rows: _Rows
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The metrics of ``rows``, and their predictions as ``predict_frame`` gives them (the scored
+    tables reuse them: predicting 160,000 rows again took seconds)."""
     pred, proba = _predict(pipeline, task, rows.frame)
+    scored = _columns(pipeline, classes, pred, proba)
     if task == "regression":
-        return regression_metrics(rows.y, pred, rows.weights)
+        return regression_metrics(rows.y, pred, rows.weights), scored
     names = classes if classes is not None else [python_scalar(c) for c in pipeline.classes_]
-    return classification_metrics(rows.y, proba, names, rows.weights)
+    return classification_metrics(rows.y, proba, names, rows.weights), scored
 
 
 def _check_target(rows: _Rows, task: Task, classes: Sequence[Any] | None, target: str) -> None:
@@ -360,4 +382,4 @@ def evaluate(
     if classes is None and task != "regression":
         classes = [python_scalar(c) for c in pipeline.classes_]
     _check_target(rows, task, classes, target)
-    return _measure(pipeline, task, classes, rows)
+    return _measure(pipeline, task, classes, rows)[0]
