@@ -205,7 +205,7 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             users=database.users,
             blobs=blobs,
             events=events,
-            tables=JobTables(catalog, table_resolver, blobs),
+            tables=JobTables(catalog, table_resolver, blobs, jobs=jobs),
             predictions=predictions,
             registry=jobs.registry,
         )

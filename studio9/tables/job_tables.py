@@ -25,6 +25,8 @@ from studio9.catalog.domain import AssetKind, AssetNotFound, AssetStatus, AssetV
 from studio9.catalog.ports import Assets
 from studio9.errors import Conflict, NotFound
 from studio9.files.ports import BlobStore
+from studio9.ids import derived_id
+from studio9.jobs.domain import JobExists
 from studio9.jobs.ports import JobContext
 from studio9.tables.content import (
     STATS_FILE,
@@ -34,10 +36,10 @@ from studio9.tables.content import (
     file_chunks,
 )
 from studio9.tables.derive import table_columns
-from studio9.tables.ports import LocalTable
+from studio9.tables.ports import JobSubmitter, LocalTable
 from studio9.tables.resolving import TableResolver
 from studio9.tables.sql import UnknownTable
-from studio9.tables.stats_job import complete_stats
+from studio9.tables.stats_job import complete_stats, submit_stats
 
 PART_NAME: Final = "part-00000.parquet"
 
@@ -56,6 +58,9 @@ class JobTables:
     assets: Assets
     resolver: TableResolver
     blobs: BlobStore
+    #: Where the statistics of a written table are computed: a ``tables.stats`` job of their own
+    #: (the writing job ends sooner), or, without a submitter, in the writing job itself.
+    jobs: JobSubmitter | None = None
 
     @contextlib.asynccontextmanager
     async def open(
@@ -111,7 +116,9 @@ class JobTables:
                 job_id=ctx.job_id,
             )
         if asset.latest_version >= 1:
-            return await self._made_by_job(actor, table_id, ctx.job_id)
+            done = await self._made_by_job(actor, table_id, ctx.job_id)
+            await self._stats(ctx, actor, done, None)  # submitted already, unless killed before
+            return done
         # pyarrow loads in the job, not at start.
         import pyarrow.parquet as pq
 
@@ -147,8 +154,30 @@ class JobTables:
         await self.assets.record_lineage(
             job_id=ctx.job_id, inputs=list(inputs), outputs=[(table_id, version.version)]
         )
-        await complete_stats(ctx, self.blobs, table_id, TableContent.of(version.content), [path], start=1.0)
+        await self._stats(ctx, actor, version, path)
         return version
+
+    async def _stats(
+        self, ctx: JobContext, actor: Principal, version: AssetVersion, path: Path | None
+    ) -> None:
+        content = TableContent.of(version.content)
+        if self.jobs is None:
+            await complete_stats(
+                ctx, self.blobs, version.asset_id, content, [path] if path else None, start=1.0
+            )
+            return
+        if content.stats is None:
+            return
+        with contextlib.suppress(JobExists):  # a retry: the first attempt submitted it
+            await submit_stats(
+                self.jobs,
+                self.blobs,
+                actor,
+                version.asset_id,
+                version.version,
+                job_id=derived_id(ctx.job_id, f"stats-{version.asset_id}"),
+                stats_key=content.stats,
+            )
 
     async def _made_by_job(self, actor: Principal, table_id: str, job_id: str) -> AssetVersion:
         _, version = await self.assets.read(actor, table_id, 1)

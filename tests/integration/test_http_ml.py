@@ -121,6 +121,13 @@ async def test_train_promote_and_predict_online_as_the_batch_job_does(client: Cl
         sizes[split] = shown["row_count"]
         assert {"species", "prediction", "probability_setosa"} <= {c["name"] for c in shown["columns"]}
     assert sizes == {"train": 120, "holdout": 30, "out_of_time": 150}
+    # Their statistics come from tables.stats jobs of their own.
+    for _ in range(500):
+        stats = await client.get(f"/api/v1/tables/{result['scored']['train']}/stats", headers=ada)
+        if stats.json()["status"] != "pending":
+            break
+        await asyncio.sleep(0.02)
+    assert stats.json()["status"] == "done", stats.text
 
     model = await client.get("/api/v1/models/flowers-species", headers=ada)
     assert model.status_code == 200, model.text

@@ -13,7 +13,7 @@ changes what a random forest learns); ``holdout_index`` lists the hold-out rows'
 and ``holdout_fraction=0`` with no ``holdout`` frame means no hold-out metrics.
 
 Permutation importance (``sklearn.inspection.permutation_importance``) uses the search's primary
-metric, ``n_repeats=5, random_state=seed``, on at most 5,000 of the hold-out rows, or without them
+metric, ``n_repeats=5, random_state=seed``, on at most 2,000 of the hold-out rows, or without them
 of the training rows (``numpy.random.default_rng(seed).choice``, sorted), per original feature column.
 
 ``predict_frame`` is the one function that scores rows, for batch scoring, evaluation and online
@@ -56,7 +56,7 @@ from studio9.ml.engine.spec import Progress, Task, TrainSpec
 
 __all__ = ["Cancelled", "TrainResult", "evaluate", "predict_frame", "train"]
 
-IMPORTANCE_ROWS: Final = 5_000
+IMPORTANCE_ROWS: Final = 2_000
 IMPORTANCE_REPEATS: Final = 5
 MAX_WARNINGS: Final = 10
 
@@ -233,8 +233,9 @@ def train(
                 metrics[split], predictions = _measure(pipeline, task, classes, rows)
                 scored[split] = (at[split], predictions)
         steps.may_fit(budget=False)  # a last chance to cancel before the importance's predictions
-        # At most IMPORTANCE_ROWS rows: each feature is shuffled and scored n_repeats times, and
-        # on 40,000 hold-out rows that took longer than the whole search (benchmarks/ml.py).
+        # At most IMPORTANCE_ROWS rows: each feature is shuffled and scored n_repeats times (on
+        # 40,000 hold-out rows that took longer than the whole search; on 5,000, a tenth of it:
+        # benchmarks/ml.py), and 2,000 rows rank 30 features as well.
         shuffled = _sampled(held if held is not None else training, spec.seed)
         importance = _importance(pipeline, shuffled, features, spec)
     if outcome.stopped:
