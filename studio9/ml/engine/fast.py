@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-__all__ = ["FastScorer", "compile_scorer"]
+__all__ = ["FastClassifier", "FastScorer", "compile_scorer", "probe_rows"]
 
 _EPOCH_US: Final = np.datetime64(0, "us")
 
@@ -81,22 +81,31 @@ class _OneHot:
 
 @attrs.frozen
 class FastScorer:
-    """Quacks like the fitted pipeline for ``predict_frame``: ``feature_names_in_``,
-    ``classes_`` (classifiers), ``predict`` and ``predict_proba``."""
+    """Quacks like the fitted pipeline of a regressor for ``predict_frame`` and the scorers:
+    ``feature_names_in_`` and ``predict`` (``FastClassifier`` adds ``classes_`` and
+    ``predict_proba``: whether a model has them is how scikit-learn's helpers tell the task)."""
 
     feature_names_in_: Any
     blocks: tuple[_Scaled | _OneHot, ...]
     estimator: Any
 
-    @property
-    def classes_(self) -> Any:
-        return self.estimator.classes_
+    def fit(self, X: Any, y: Any = None) -> FastScorer:
+        """Not trainable: it is compiled from a fitted pipeline. (Defined because scikit-learn's
+        ``permutation_importance`` takes only objects with a ``fit``.)"""
+        raise NotImplementedError("a compiled scorer is made from a fitted pipeline, not fitted")
 
     def transform(self, frame: pd.DataFrame) -> Any:
         return np.hstack([block.transform(frame) for block in self.blocks])
 
     def predict(self, frame: pd.DataFrame) -> Any:
         return self.estimator.predict(self.transform(frame))
+
+
+@attrs.frozen
+class FastClassifier(FastScorer):
+    @property
+    def classes_(self) -> Any:
+        return self.estimator.classes_
 
     def predict_proba(self, frame: pd.DataFrame) -> Any:
         return self.estimator.predict_proba(self.transform(frame))
@@ -185,10 +194,9 @@ def _compiled(pipeline: Any) -> FastScorer | None:
             blocks.append(_one_hot(columns, steps["impute"], steps["encode"]))
         else:
             return None
-    names = [c for block in blocks for c in block.columns]
-    return FastScorer(
-        feature_names_in_=np.asarray(names, dtype=object), blocks=tuple(blocks), estimator=estimator
-    )
+    names = np.asarray([c for block in blocks for c in block.columns], dtype=object)
+    kind = FastClassifier if hasattr(estimator, "predict_proba") else FastScorer
+    return kind(feature_names_in_=names, blocks=tuple(blocks), estimator=estimator)
 
 
 def _one_hot(columns: Sequence[str], imputer: Any, encoder: Any) -> _OneHot:
