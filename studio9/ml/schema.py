@@ -49,6 +49,7 @@ __all__ = [
     "MAX_ROWS",
     "ColumnSpec",
     "ColumnType",
+    "rows_to_columns",
     "rows_to_frame",
     "schema_from_json",
     "schema_of",
@@ -140,6 +141,20 @@ def rows_to_frame(schema: Sequence[ColumnSpec], rows: Sequence[Mapping[str, Any]
     Errors name the first offending row by its 0-based position: ``rows[2].age: expected a
     number, got 'abc'``.
     """
+    plan, columns = _checked(schema, rows)
+    return _frame(plan, columns, len(rows))
+
+
+def rows_to_columns(schema: Sequence[ColumnSpec], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``rows_to_frame``'s columns as numpy arrays by name, without the frame (what the compiled
+    scorer reads: building a DataFrame would cost more than scoring a row)."""
+    plan, columns = _checked(schema, rows)
+    return dict(zip(plan.names, _arrays(plan, columns, len(rows)), strict=True))
+
+
+def _checked(
+    schema: Sequence[ColumnSpec], rows: Sequence[Mapping[str, Any]]
+) -> tuple[_Plan, list[list[Any]]]:
     given: Any = rows  # a JSON body: anything may come
     if isinstance(given, str | bytes) or not isinstance(given, Sequence):
         raise InvalidInput("rows must be a list of objects, one per row to predict", field="rows")
@@ -173,7 +188,7 @@ def rows_to_frame(schema: Sequence[ColumnSpec], rows: Sequence[Mapping[str, Any]
                     f"rows[{i}]{_path(name)}: expected {_EXPECTED[kind]}, got {_shown(value)}", field="rows"
                 )
             values.append(converted)
-    return _frame(plan, columns, len(rows))
+    return plan, columns
 
 
 @attrs.frozen
@@ -201,9 +216,8 @@ def _plan(schema: tuple[ColumnSpec, ...]) -> _Plan:
     return _Plan(names, checks, dtypes, pd.Index(list(names), dtype=object))
 
 
-def _frame(plan: _Plan, columns: list[list[Any]], length: int) -> pd.DataFrame:
+def _arrays(plan: _Plan, columns: list[list[Any]], length: int) -> list[Any]:
     import numpy as np
-    import pandas as pd
 
     arrays = []
     for values, dtype in zip(columns, plan.dtypes, strict=True):
@@ -213,6 +227,13 @@ def _frame(plan: _Plan, columns: list[list[Any]], length: int) -> pd.DataFrame:
             arrays.append(array)
         else:
             arrays.append(np.array(values, dtype=dtype))
+    return arrays
+
+
+def _frame(plan: _Plan, columns: list[list[Any]], length: int) -> pd.DataFrame:
+    import pandas as pd
+
+    arrays = _arrays(plan, columns, length)
     index = pd.RangeIndex(length)
     from_arrays = getattr(pd.DataFrame, "_from_arrays", None)
     if from_arrays is not None:

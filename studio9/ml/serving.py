@@ -215,13 +215,16 @@ def _one_thread() -> Any:
 
 def _score(model: LoadedModel, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     from studio9.ml.engine.training import predict_frame
-    from studio9.ml.schema import rows_to_frame
+    from studio9.ml.schema import rows_to_columns, rows_to_frame
 
-    frame = rows_to_frame(model.schema, rows)
     task = model.content.task
-    # Few rows: the compiled scorer (the same answer, without scikit-learn's per-call checks);
-    # many: the pipeline, whose checks then cost little per row.
-    scorer = model.fast if model.fast is not None and len(rows) <= FAST_ROWS else model.pipeline
+    # Few rows: the compiled scorer (the same answer, without scikit-learn's per-call checks),
+    # on the columns as arrays; many: the pipeline on a frame, whose checks cost little per row.
+    frame: Any
+    if model.fast is not None and len(rows) <= FAST_ROWS:
+        scorer, frame = model.fast, rows_to_columns(model.schema, rows)
+    else:
+        scorer, frame = model.pipeline, rows_to_frame(model.schema, rows)
     if len(rows) <= INLINE_ROWS:
         # One OpenMP thread: waking a team of threads for a few rows costs more than the rows,
         # and they would fight the server's own threads for the cores. This thread only.

@@ -195,7 +195,9 @@ def _fit(
 
     result = train(frame, spec, holdout=held, progress=progress, should_stop=should_stop)
     if oot is not None:  # measured too: how the model does on later data is the point of it
-        measured = evaluate(result.pipeline, result.task, result.classes, oot, spec.target, spec.weight_column)
+        measured = evaluate(
+            result.pipeline, result.task, result.classes, oot, spec.target, spec.weight_column
+        )
         result = attrs.evolve(result, metrics={**result.metrics, "out_of_time": measured})
     return result, {"frame": frame, "holdout": held, "out_of_time": oot}
 

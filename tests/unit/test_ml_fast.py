@@ -17,7 +17,7 @@ from studio9.ml.engine.columns import input_schema
 from studio9.ml.engine.fast import compile_scorer, probe_rows
 from studio9.ml.engine.search import make_pipeline as studio9_pipeline
 from studio9.ml.engine.training import predict_frame
-from studio9.ml.schema import rows_to_frame, schema_from_json
+from studio9.ml.schema import rows_to_columns, rows_to_frame, schema_from_json
 
 
 def _frame(rows: int = 300) -> pd.DataFrame:
@@ -74,7 +74,10 @@ def test_the_compiled_scorer_answers_exactly_as_the_pipeline(algorithm: str, tas
     assert fast is not None
     served = rows_to_frame(schema, _rows(frame))
     classes = None if task == "regression" else sorted(set(target.tolist()))
-    assert predict_frame(fast, task, classes, served) == predict_frame(pipeline, task, classes, served)  # type: ignore[arg-type]
+    expected = predict_frame(pipeline, task, classes, served)  # type: ignore[arg-type]
+    assert predict_frame(fast, task, classes, served) == expected  # type: ignore[arg-type]
+    # The online path: the columns as arrays, no frame built.
+    assert predict_frame(fast, task, classes, rows_to_columns(schema, _rows(frame))) == expected  # type: ignore[arg-type]
     np.testing.assert_array_equal(fast.transform(served), pipeline[0].transform(served[features]))
 
 

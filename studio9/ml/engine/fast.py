@@ -19,7 +19,7 @@ prediction is the pipeline's prediction.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import attrs
 import numpy as np
@@ -30,6 +30,8 @@ from sklearn.pipeline import Pipeline
 __all__ = ["FastClassifier", "FastScorer", "compile_scorer", "probe_rows"]
 
 _EPOCH_US: Final = np.datetime64(0, "us")
+#: A pandas DataFrame, or its columns by name as numpy arrays (``schema.rows_to_columns``).
+Columns: TypeAlias = Any
 
 
 @attrs.frozen
@@ -42,11 +44,11 @@ class _Scaled:
     scale: Any
     times: bool
 
-    def transform(self, frame: pd.DataFrame) -> Any:
+    def transform(self, frame: Columns) -> Any:
         if self.times:
             x = np.column_stack([_seconds(frame[c]) for c in self.columns])
         else:
-            x = np.column_stack([frame[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in self.columns])
+            x = np.column_stack([_numbers(frame[c]) for c in self.columns])
         missing = np.isnan(x)
         if missing.any():
             x[missing] = np.take(self.fill, np.nonzero(missing)[1])
@@ -67,10 +69,13 @@ class _OneHot:
     unknown: tuple[int | None, ...]
     width: int
 
-    def transform(self, frame: pd.DataFrame) -> Any:
-        out = np.zeros((len(frame), self.width), dtype=np.float64)
+    def transform(self, frame: Columns) -> Any:
+        out = np.zeros((_length(frame), self.width), dtype=np.float64)
         for j, name in enumerate(self.columns):
-            values = frame[name].to_numpy(dtype=object, na_value=np.nan)
+            column = frame[name]
+            values = (
+                column if isinstance(column, np.ndarray) else column.to_numpy(dtype=object, na_value=np.nan)
+            )
             for i, value in enumerate(values):
                 text = self.fill[j] if _missing(value) else value if isinstance(value, str) else str(value)
                 column = self.index[j].get(text, self.unknown[j])
@@ -94,10 +99,10 @@ class FastScorer:
         ``permutation_importance`` takes only objects with a ``fit``.)"""
         raise NotImplementedError("a compiled scorer is made from a fitted pipeline, not fitted")
 
-    def transform(self, frame: pd.DataFrame) -> Any:
+    def transform(self, frame: Columns) -> Any:
         return np.hstack([block.transform(frame) for block in self.blocks])
 
-    def predict(self, frame: pd.DataFrame) -> Any:
+    def predict(self, frame: Columns) -> Any:
         return self.estimator.predict(self.transform(frame))
 
 
@@ -107,7 +112,7 @@ class FastClassifier(FastScorer):
     def classes_(self) -> Any:
         return self.estimator.classes_
 
-    def predict_proba(self, frame: pd.DataFrame) -> Any:
+    def predict_proba(self, frame: Columns) -> Any:
         return self.estimator.predict_proba(self.transform(frame))
 
 
@@ -228,14 +233,24 @@ def _names_per_column(encoder: Any, count: int) -> list[list[str]]:
     return [[n for n in names if n.startswith(f"c{j}_")] for j in range(count)]
 
 
-def _seconds(column: pd.Series) -> Any:
+def _length(frame: Columns) -> int:
+    return len(next(iter(frame.values()))) if isinstance(frame, Mapping) else len(frame)
+
+
+def _numbers(column: Any) -> Any:
+    if isinstance(column, np.ndarray):
+        return column.astype(np.float64)  # a copy: the block changes it in place
+    return column.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _seconds(column: Any) -> Any:
     """``preprocessing.to_seconds`` of one column, fast for the ``datetime64`` columns that
     ``rows_to_frame`` makes; any other column goes through ``to_seconds`` itself."""
     if column.dtype.kind != "M" or getattr(column.dtype, "tz", None) is not None:
         from studio9.ml.engine.preprocessing import to_seconds
 
-        return to_seconds(column.to_frame())[:, 0]
-    micros = column.to_numpy(dtype="datetime64[us]")
+        return to_seconds(pd.DataFrame({"t": column}))[:, 0]
+    micros = np.asarray(column, dtype="datetime64[us]")
     seconds = (micros - _EPOCH_US).astype(np.int64).astype(np.float64) / 1e6
     seconds[np.isnat(micros)] = np.nan
     return seconds

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal
 
@@ -307,11 +307,13 @@ def _finite(value: Any) -> float | None:
 def _predict(pipeline: Any, task: Task, frame: Any) -> tuple[Any, Any]:
     """``(predictions, probabilities)`` as arrays: values for regression (no probabilities), else
     the most probable class per row and the probabilities in ``pipeline.classes_`` order."""
-    names = list(getattr(pipeline, "feature_names_in_", frame.columns))
+    present = frame.keys() if isinstance(frame, Mapping) else frame.columns
+    names = list(getattr(pipeline, "feature_names_in_", present))
     for name in names:
-        if name not in frame.columns:
+        if name not in present:
             raise InvalidInput(f"column {name!r} is missing", field=name)
-    data = frame[names]
+    # A mapping of columns (what the compiled scorer reads) is passed as it is.
+    data = frame if isinstance(frame, Mapping) else frame[names]
     if task == "regression":
         if len(data) == 0:
             return np.empty(0, dtype=np.float64), None
