@@ -10,7 +10,7 @@
     studio9 tables     import, list, show, read and export tables through the API
     studio9 sql        preview a read-only SQL query; ``studio9 lineage``: an asset's lineage
     studio9 users      create and list users; prints a new user's token once
-    studio9 train      train models; ``studio9 models``: list, show, promote; ``studio9 predict``: score a table
+    studio9 train      train a model; ``studio9 models``: list, show, promote; ``studio9 predict``
 
 Any problem with the settings, an unreachable backend or a port already in use ends the
 process with exit code 2 and one line on standard error naming the setting at fault.
