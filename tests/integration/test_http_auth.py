@@ -29,6 +29,8 @@ def _routes(app: Litestar) -> list[tuple[str, str]]:
 
 
 def _concrete(path: str) -> str:
+    # An integer parameter (a model version) must look like one, or no route matches at all.
+    path = re.sub(r"\{[^}:]+:int\}", "1", path)
     return re.sub(r"\{[^}]+\}", "01ABSENT0000000000000000000", path)
 
 

@@ -55,7 +55,7 @@ async def paths(client: Client, admin_headers: dict[str, str]) -> dict[str, str]
         "/api/v1/streams", headers=admin_headers, json={"job_type": "system.noop", "max_wait": 3600}
     )
     assert stream.status_code == 201, stream.text
-    return {"stream_id": stream.json()["id"], "service": "depth-test", "name": "deep"}
+    return {"stream_id": stream.json()["id"], "service": "depth-test", "name": "deep", "version": "1"}
 
 
 def _url(template: str, paths: dict[str, str]) -> str:
