@@ -18,6 +18,7 @@ from adapters.model_registry import sql_models as model_registry_rows
 from adapters.search_index import sql_models as search_rows
 from adapters.sql.base import Base
 from adapters.stream_store import sql_models as stream_rows
+from adapters.tracking_store import sql_models as tracking_rows
 from adapters.user_store import sql_models as user_rows
 from adapters.worker_registry import sql_models as worker_rows
 
@@ -34,6 +35,7 @@ _TABLE_MODULES = (
     access_rows,
     audit_rows,
     model_registry_rows,
+    tracking_rows,
 )
 
 metadata = Base.metadata

@@ -21,6 +21,7 @@ from studio9.jobs.ports import JobHistory, JobStore, WorkerRegistry
 from studio9.messaging.streams.ports import StreamBacklog, StreamStates
 from studio9.metadata.ports import ChangeFeed
 from studio9.ml.ports import ModelRegistryStore
+from studio9.tracking.ports import TrackingStore
 
 
 class JobRecords(JobStore, JobHistory, ChangeFeed, Protocol):
@@ -70,3 +71,6 @@ class Database(Backend, Protocol):
 
     @property
     def model_registry(self) -> ModelRegistryStore: ...
+
+    @property
+    def tracking(self) -> TrackingStore: ...

@@ -39,6 +39,7 @@ CONTEXTS = {
     "ml",
     "predictions",
     "tables",
+    "tracking",
 }
 #: What one context may import of another.
 PUBLIC_TO_CONTEXTS = {"domain", "ports"}

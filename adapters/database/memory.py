@@ -17,6 +17,7 @@ from adapters.file_records.memory import MemoryFileRecords
 from adapters.job_store.memory import MemoryJobStore
 from adapters.model_registry.memory import MemoryModelRegistryStore
 from adapters.stream_store.memory import MemoryStreamBacklog, MemoryStreamStates, StreamTables
+from adapters.tracking_store.memory import MemoryTrackingStore
 from adapters.user_store.memory import MemoryTokenStore, MemoryUserStore, UserTables
 from adapters.worker_registry.memory import MemoryWorkerRegistry
 from studio9.backends import AdapterOptions
@@ -49,6 +50,9 @@ class MemoryDatabase:
         # As the SQL foreign keys to assets: a model's registry rows need its asset, and go with it.
         self.model_registry = MemoryModelRegistryStore(self.catalog)
         self.catalog.on_delete(self.model_registry.asset_deleted)
+        # Likewise an experiment's runs, tags and logged models.
+        self.tracking = MemoryTrackingStore(self.catalog)
+        self.catalog.on_delete(self.tracking.asset_deleted)
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

@@ -31,6 +31,7 @@ from adapters.model_registry.sql import SqlModelRegistryStore
 from adapters.sql.engine import DEFAULT_POOL_SIZE, normalise_url, pool_sizes, postgres_engine, sqlite_engine
 from adapters.sql.sqlite_thread import SqliteThread
 from adapters.stream_store.sql import SqlStreamBacklog, SqlStreamStates
+from adapters.tracking_store.sql import SqlTrackingStore
 from adapters.user_store.sql import SqlTokenStore, SqlUserStore
 from adapters.worker_registry.sql import SqlWorkerRegistry
 from studio9.backends import AdapterOptions
@@ -82,6 +83,7 @@ class SqlDatabase:
         self.access = SqlAccessStore(self.sessions)
         self.audit = SqlAuditLog(self.sessions)
         self.model_registry = SqlModelRegistryStore(self.sessions)
+        self.tracking = SqlTrackingStore(self.sessions)
 
     @classmethod
     def from_url(cls, url: AdapterURL, options: AdapterOptions) -> Self:

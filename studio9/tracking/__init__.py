@@ -1,0 +1,1 @@
+"""Experiment tracking: MLflow-style runs, their params, metrics, tags and inputs, and logged models."""
