@@ -455,10 +455,11 @@ FILTERS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "expected"), FILTERS, ids=[f[0] for f in FILTERS])
-async def test_search_filters(database: Any, store: TrackingStore, text: str, expected: set[str]) -> None:
+async def test_search_filters(database: Any, store: TrackingStore) -> None:
+    # Every filter of FILTERS over one searched world (a database per filter cost ~40 s of the suite).
     experiment, _ = await _searched(database, store)
-    assert set(await _names(store, experiment, text)) == expected
+    for text, expected in FILTERS:
+        assert set(await _names(store, experiment, text)) == expected, text
 
 
 async def test_search_by_run_ids(database: Any, store: TrackingStore) -> None:
@@ -488,14 +489,12 @@ ORDERS = [
 ]
 
 
-@pytest.mark.parametrize(("order", "expected"), ORDERS, ids=[" ".join(o[0]) or "default" for o in ORDERS])
-async def test_search_order(
-    database: Any, store: TrackingStore, order: tuple[str, ...], expected: list[str]
-) -> None:
+async def test_search_order(database: Any, store: TrackingStore) -> None:
     experiment, ids = await _searched(database, store)
     tied = sorted(TIED.split("|"), key=lambda name: ids[name])
-    resolved = [name for entry in expected for name in (tied if entry == TIED else [entry])]
-    assert await _names(store, experiment, order=order) == resolved
+    for order, expected in ORDERS:
+        resolved = [name for entry in expected for name in (tied if entry == TIED else [entry])]
+        assert await _names(store, experiment, order=order) == resolved, order
 
 
 async def test_search_results_carry_their_data(database: Any, store: TrackingStore) -> None:
@@ -531,7 +530,7 @@ async def test_search_refusals(database: Any, store: TrackingStore) -> None:
         await store.search_runs([experiment], max_results=10, page_token="not a token!")
 
 
-@pytest.mark.parametrize("order", [(), ("metrics.m ASC",), ("params.p DESC",)])
+@pytest.mark.parametrize("order", [(), ("metrics.m ASC",)])
 async def test_paging_through_250_runs(database: Any, store: TrackingStore, order: tuple[str, ...]) -> None:
     experiment = await _experiment(database)
     created = set()

@@ -36,6 +36,10 @@ async def client(settings: Settings) -> AsyncIterator[Client]:
         yield test_client
 
 
+#: What does not depend on the database runs on the edge default only (the suite's time).
+ON_SQLITE = pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+
+
 async def _user(client: Client, admin_headers: Headers, name: str) -> Headers:
     created = await client.post("/api/v1/users", headers=admin_headers, json={"username": name})
     assert created.status_code == 201, created.text
@@ -232,6 +236,7 @@ async def test_what_a_user_gets_wrong_is_named(client: Client, ada: Headers, adm
     assert (await client.get(base, headers=ada)).status_code == 404
 
 
+@ON_SQLITE
 async def test_a_stream_scores_its_items_and_online_rows_reach_the_sink(client: Client, ada: Headers) -> None:
     data, rows = _iris_like()
     table = await _table(client, ada, "flowers", data)
@@ -284,6 +289,7 @@ async def test_a_stream_scores_its_items_and_online_rows_reach_the_sink(client: 
     assert {p["label"] for p in stored} <= {"setosa", "versicolor", "virginica"}
 
 
+@ON_SQLITE
 async def test_every_alias_move_is_an_audited_event_of_the_model(client: Client, ada: Headers) -> None:
     data, _ = _iris_like()
     table = await _table(client, ada, "flowers", data)
@@ -318,6 +324,7 @@ class Doubler:
         return X * 2
 
 
+@ON_SQLITE
 async def test_a_model_file_is_imported_only_when_every_type_in_it_is_trusted(
     client: Client, ada: Headers
 ) -> None:
