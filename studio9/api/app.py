@@ -53,6 +53,13 @@ from studio9.predictions.api import PredictionController, provide_prediction_ser
 from studio9.processes import running
 from studio9.tables.api import TableController, provide_table_service
 from studio9.tables.queries.api import SqlController, provide_sql_service
+from studio9.tracking.api import ExperimentController, RunController
+from studio9.tracking.mlflow_face.routes import mlflow_routes
+from studio9.tracking.providers import (
+    provide_artifact_service,
+    provide_experiment_service,
+    provide_tracking_service,
+)
 
 log = structlog.get_logger()
 
@@ -108,10 +115,12 @@ def create_app(
             ShareController,
             LibraryController,
             ModelController,
+            ExperimentController,
+            RunController,
         ],
     )
     app = Litestar(
-        route_handlers=[health, about, status, api_v1],
+        route_handlers=[health, about, status, api_v1, *mlflow_routes()],
         lifespan=[lifespan],
         # audit_writes inside bearer_auth: it records who wrote, so it needs the caller.
         middleware=[request_context, bearer_auth, audit_writes],
@@ -137,6 +146,9 @@ def create_app(
             "model_service": Provide(provide_model_service, sync_to_thread=False),
             "online_predictor": Provide(provide_online_predictor, sync_to_thread=False),
             "model_importer": Provide(provide_model_importer, sync_to_thread=False),
+            "experiment_service": Provide(provide_experiment_service, sync_to_thread=False),
+            "tracking_service": Provide(provide_tracking_service, sync_to_thread=False),
+            "artifact_service": Provide(provide_artifact_service, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(

@@ -49,9 +49,11 @@ def audit_writes(app: ASGIApp) -> ASGIApp:
 
 
 def _read_only(scope: Scope) -> bool:
-    """A POST that only reads (a SQL preview) says so with ``opt={"read_only": True}``."""
+    """A POST that only reads (a SQL preview) says so with ``opt={"read_only": True}``; a write
+    that only adds data points to what an audited write made (an MLflow run's metrics, params,
+    tags and artifacts) with ``opt={"audit": False}``: the run's create and delete are audited."""
     handler = scope.get("route_handler")
-    return bool(handler is not None and handler.opt.get("read_only"))
+    return bool(handler is not None and (handler.opt.get("read_only") or handler.opt.get("audit") is False))
 
 
 class _Recorder:

@@ -33,6 +33,7 @@ from studio9.errors import (
     Studio9Error,
     Unauthenticated,
 )
+from studio9.tracking.mlflow_face.protocol import error_response, is_mlflow_path
 from studio9.urls import redact
 from studio9.web.responses import PROBLEM_JSON
 
@@ -191,10 +192,21 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
     return problem(request, 500, "internal error; the request id identifies it in the server logs")
 
 
+def _mlflow_aware(handler: Any) -> Any:
+    """``handler``, except under the MLflow face, whose clients read MLflow's error documents."""
+
+    def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        if is_mlflow_path(request.url.path):
+            return error_response(request, exc)
+        return handler(request, exc)  # type: ignore[no-any-return]
+
+    return handle
+
+
 def exception_handlers() -> ExceptionHandlersMap:
     """The app-level handler map (router 404/405 only reach app-level handlers)."""
     return {
-        Studio9Error: _domain_error,
-        HTTPException: _http_exception,
-        Exception: _unexpected,
+        Studio9Error: _mlflow_aware(_domain_error),
+        HTTPException: _mlflow_aware(_http_exception),
+        Exception: _mlflow_aware(_unexpected),
     }

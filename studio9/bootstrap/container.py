@@ -30,6 +30,7 @@ from studio9.auth.service import AuthPolicy, AuthService
 from studio9.backends import AdapterOptions, Backend
 from studio9.bootstrap.ml import build_ml
 from studio9.bootstrap.opening import BACKENDS, open_adapter, open_stream_source, scheme_of
+from studio9.bootstrap.tracking import build_tracking
 from studio9.catalog.domain import AssetKind
 from studio9.catalog.service import CatalogService
 from studio9.config.service import ConfigService
@@ -71,6 +72,9 @@ from studio9.tables.service import TableService
 from studio9.tables.sql_databases import Databases
 from studio9.tables.sql_limits import SqlLimits
 from studio9.tables.stats_job import table_stats_job_type
+from studio9.tracking.artifacts import ArtifactService
+from studio9.tracking.experiments import ExperimentService
+from studio9.tracking.service import TrackingService
 
 log = structlog.get_logger()
 
@@ -110,6 +114,9 @@ class Container:
     predictor: OnlinePredictor
     model_importer: ModelImporter
     prediction_log: PredictionLog
+    experiments: ExperimentService
+    tracking: TrackingService
+    artifacts: ArtifactService
     started_at: float = attrs.field(factory=time.monotonic)
 
 
@@ -209,6 +216,9 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             predictions=predictions,
             registry=jobs.registry,
         )
+        tracking = build_tracking(
+            settings, database=database, catalog=catalog, users=database.users, blobs=blobs
+        )
         streams, stream_runner = _streams(settings, database, jobs)
         yield Container(
             settings=settings,
@@ -251,6 +261,9 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             predictor=ml.predictor,
             model_importer=ml.importer,
             prediction_log=ml.prediction_log,
+            experiments=tracking.experiments,
+            tracking=tracking.tracking,
+            artifacts=tracking.artifacts,
         )
 
 

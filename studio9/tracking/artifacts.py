@@ -1,0 +1,22 @@
+"""Run and logged-model artifacts in the blob store, behind the experiment's access policy.
+
+Placeholder: filled in by the artifacts work (see the MLflow face).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from studio9.files.ports import BlobStore
+from studio9.tracking.service import TrackingService
+
+
+def experiment_prefix(experiment_id: str) -> str:
+    """Where every artifact of an experiment lives in the blob store (deleted with it)."""
+    return f"experiments/{experiment_id}/"
+
+
+@attrs.define
+class ArtifactService:
+    tracking: TrackingService
+    blobs: BlobStore
