@@ -16,6 +16,16 @@ def experiment_prefix(experiment_id: str) -> str:
     return f"experiments/{experiment_id}/"
 
 
+@attrs.frozen
+class ArtifactFile:
+    """One entry of an artifact listing, as MLflow lists it: a base name, whether it is a
+    directory, and a file's size in bytes (None for a directory)."""
+
+    path: str
+    is_dir: bool
+    file_size: int | None = None
+
+
 @attrs.define
 class ArtifactService:
     tracking: TrackingService
