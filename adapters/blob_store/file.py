@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import threading
 import time
 import uuid
@@ -109,6 +110,9 @@ class FileBlobStore:
 
     async def delete_prefix(self, prefix: str) -> int:
         return await self._run(prefix, self._unlink_prefix, check_prefix(prefix))
+
+    async def list_prefix(self, prefix: str) -> list[tuple[str, int]]:
+        return await self._run(prefix, self._list_prefix, check_prefix(prefix))
 
     @contextlib.asynccontextmanager
     async def local_path(self, key: str) -> AsyncIterator[Path]:
@@ -206,6 +210,24 @@ class FileBlobStore:
                     here.rmdir()
         self._prune(base.parent)
         return count
+
+    def _list_prefix(self, prefix: str) -> list[tuple[str, int]]:
+        directory = prefix.rpartition("/")[0]
+        base = self._inside(self._real_root / directory) if directory else self._real_root
+        found: list[tuple[str, int]] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            here = Path(dirpath)
+            if here == self._real_root and STAGING in dirnames:
+                dirnames.remove(STAGING)  # unfinished uploads are not blobs
+            for filename in filenames:
+                key = (here / filename).relative_to(self._real_root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                    status = os.lstat(here / filename)
+                    if stat.S_ISREG(status.st_mode):  # a planted symlink is no blob
+                        found.append((key, status.st_size))
+        return sorted(found)
 
     def _sweep(self, cutoff: float) -> int:
         """Remove the staged parts last written before ``cutoff`` (epoch seconds), but ours."""

@@ -70,6 +70,12 @@ class MemoryBlobStore:
                 del self._blobs[key]
         return len(doomed)
 
+    async def list_prefix(self, prefix: str) -> list[tuple[str, int]]:
+        check_prefix(prefix)
+        with self._lock:
+            found = [(key, len(blob)) for key, blob in self._blobs.items() if key.startswith(prefix)]
+        return sorted(found)
+
     @contextlib.asynccontextmanager
     async def local_path(self, key: str) -> AsyncIterator[Path]:
         blob = self._get(key)

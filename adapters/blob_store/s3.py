@@ -192,6 +192,17 @@ class S3BlobStore:
                 deleted += await self._delete_objects(client, batch)
         return deleted
 
+    async def list_prefix(self, prefix: str) -> list[tuple[str, int]]:
+        full, client = self.prefix + check_prefix(prefix), await self._s3()
+        found: list[tuple[str, int]] = []
+        with self._boundary():
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
+            async for page in pages:
+                found.extend(
+                    (item["Key"][len(self.prefix) :], int(item["Size"])) for item in page.get("Contents", ())
+                )
+        return sorted(found)
+
     @contextlib.asynccontextmanager
     async def local_path(self, key: str) -> AsyncIterator[Path]:
         chunks = self._download(key)

@@ -50,6 +50,10 @@ class BlobStore(Backend, Protocol):
     async def delete_prefix(self, prefix: str) -> int:
         """Remove every blob whose key starts with ``prefix``; return how many went."""
 
+    async def list_prefix(self, prefix: str) -> list[tuple[str, int]]:
+        """Every blob whose key starts with ``prefix``, with its size in bytes, sorted by key
+        (empty when there is none)."""
+
     def local_path(self, key: str) -> AbstractAsyncContextManager[Path]:
         """``async with store.local_path(key) as path:`` a local file holding the blob.
 

@@ -216,6 +216,8 @@ class ExperimentService:
     async def check(self, actor: Principal, experiment_id: str, needed: Access) -> str:
         """The experiment's id if the caller has ``needed`` access, from a per-caller cache of
         ``cache_seconds``. Raises as ``require``."""
+        if experiment_id == DEFAULT_EXPERIMENT_ID:
+            experiment_id = self._defaults.get(actor.user_id, experiment_id)
         key = (actor.user_id, experiment_id)
         now = self.clock()
         hit = self._access.get(key)

@@ -177,6 +177,34 @@ async def test_delete_prefix_removes_only_matching_keys(store: BlobStore) -> Non
         assert sorted(p.name for p in store.root.iterdir() if p.name != ".staging") == ["files"]
 
 
+async def test_list_prefix_lists_every_key_under_it_with_its_size_in_key_order(store: BlobStore) -> None:
+    blobs = {
+        "jobs/j1/z": b"zz",
+        "jobs/j1/a/b/c": b"abc",
+        "jobs/j1/a.txt": b"",
+        "jobs/j10/x": b"x",
+        "files/j1": b"f",
+    }
+    for key, data in blobs.items():
+        await store.put(key, _chunks(data))
+    assert await store.list_prefix("jobs/j1/") == [
+        ("jobs/j1/a.txt", 0),
+        ("jobs/j1/a/b/c", 3),
+        ("jobs/j1/z", 2),
+    ]
+    assert await store.list_prefix("jobs/j1") == [
+        ("jobs/j1/a.txt", 0),
+        ("jobs/j1/a/b/c", 3),
+        ("jobs/j1/z", 2),
+        ("jobs/j10/x", 1),
+    ]
+    assert await store.list_prefix("jobs/j1/a/") == [("jobs/j1/a/b/c", 3)]
+    assert await store.list_prefix("jobs/j1/z/") == []  # a blob is no directory
+    assert await store.list_prefix("nothing/here/") == []
+    with pytest.raises(InvalidInput):
+        await store.list_prefix("../")
+
+
 async def test_local_path_holds_the_bytes(store: BlobStore) -> None:
     await store.put("jobs/j1/inputs/table.parquet", _chunks(FIVE_MB))
     async with store.local_path("jobs/j1/inputs/table.parquet") as path:

@@ -235,6 +235,22 @@ ROUTES: Final[Mapping[str, str]] = {
     "DeleteModelAlias": "asset_write",
     "DeleteModelVersion": "asset_write",  # version 1 is aliased: 409 to whoever may try
     "DeleteModel": "asset_own",
+    # experiments: an experiment is an asset (ada's ``matrix-experiment``, granted like the table);
+    # its runs follow it: reading the experiment reads them, writing it logs to them
+    "CreateExperiment": "any_user",
+    "ListExperiments": "any_user",
+    "SearchRuns": "any_user",  # finds the runs of the experiments the caller may read
+    "GetExperiment": "asset_read",
+    "GetRun": "asset_read",
+    "GetMetricHistory": "asset_read",
+    "UpdateExperiment": "asset_write",
+    "SetExperimentTag": "asset_write",
+    "DeleteExperimentTag": "asset_write",
+    "CreateRun": "asset_write",
+    "UpdateRun": "asset_write",
+    "LogRun": "asset_write",
+    "DeleteRun": "asset_write",  # a soft delete: changing the experiment's content
+    "DeleteExperiment": "asset_own",
 }
 
 
@@ -338,6 +354,15 @@ CALLS: Mapping[str, Callable[[World], Call]] = {
     "PredictByAlias": lambda w: Call(params={"alias": "champion"}, json={"rows": [{"amount": 3.0}]}),
     "PredictByVersion": lambda w: Call(json={"rows": [{"amount": 3.0}]}),
     "GetModelVersionByAlias": lambda w: Call(params={"alias": "champion"}),
+    "CreateExperiment": lambda w: Call(json={"name": w.unique("experiment")}),
+    "UpdateExperiment": lambda w: Call(json={"name": w.unique("experiment")}),
+    "SetExperimentTag": lambda w: Call(params={"key": "matrix"}, json={"value": "by the matrix"}),
+    "DeleteExperimentTag": lambda w: Call(params={"key": "matrix"}),
+    "CreateRun": lambda w: Call(json={"name": "by the matrix"}),
+    "UpdateRun": lambda w: Call(json={"name": "by the matrix"}),
+    "LogRun": lambda w: Call(json={"metrics": [{"key": "loss", "value": 0.5}]}),
+    "GetMetricHistory": lambda w: Call(params={"key": "loss"}),
+    "SearchRuns": lambda w: Call(json={"experiment_ids": [w.paths["experiment_id"]]}),
 }
 
 
@@ -370,3 +395,29 @@ async def imported_model(world: World) -> str:
             "PUT", f"{API}/models/{model_id}/aliases/{alias}", world.ada, 200, json={"version": 1}
         )
     return model_id
+
+
+async def tracked_run(world: World) -> dict[str, str]:
+    """ada's experiment with the table's grants and a run in it that logged ``loss``: the path
+    parameters ``experiment_id`` and ``run_id``."""
+    experiment_id = (await fresh_experiment(world))["experiment_id"]
+    run: dict[str, str] = await world.send(
+        "POST", f"{API}/experiments/{experiment_id}/runs", world.ada, 201, json={}
+    )
+    body = {"metrics": [{"key": "loss", "value": 0.25}]}
+    await world.send("POST", f"{API}/runs/{run['id']}/log", world.ada, 204, json=body)
+    return {"experiment_id": experiment_id, "run_id": run["id"]}
+
+
+async def fresh_experiment(world: World) -> dict[str, str]:
+    """A new experiment of ada's with the table's grants (what ``DeleteExperiment`` spends)."""
+    body = {"name": world.unique("matrix-experiment")}
+    experiment_id: str = (await world.send("POST", f"{API}/experiments", world.ada, 201, json=body))["id"]
+    await grant(world, experiment_id)
+    return {"experiment_id": experiment_id}
+
+
+async def fresh_run(world: World) -> dict[str, str]:
+    """A new run in the world's experiment (what ``DeleteRun`` spends)."""
+    path = f"{API}/experiments/{world.paths['experiment_id']}/runs"
+    return {"run_id": (await world.send("POST", path, world.ada, 201, json={}))["id"]}

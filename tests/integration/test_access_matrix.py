@@ -47,8 +47,11 @@ from tests.integration.access_matrix import (
     Call,
     Principal,
     World,
+    fresh_experiment,
+    fresh_run,
     grant,
     imported_model,
+    tracked_run,
 )
 from tests.integration.test_http_tables import FAST, SALES, TABLES, Client, _upload, _wait
 
@@ -131,6 +134,7 @@ async def _build(client: Client, document: dict[str, Any], admin: dict[str, str]
     await world.send("DELETE", f"{API}/auth/tokens/{token['id']}", ada, 204)
     world.headers["revoked_token"] = {"Authorization": f"Bearer {token['token']}"}
     world.paths.update(name=await imported_model(world), version="1")
+    world.paths.update(await tracked_run(world))
     world.paths.update(
         asset_id=table_id,
         table_id=table_id,
@@ -260,6 +264,8 @@ FRESH: Mapping[str, Fresh] = {
     "RemoveProjectMember": _spare_in_project,  # back in before each case
     "DeleteModelAlias": _spare_alias,  # back on before each case
     "DeleteModel": _fresh_model,
+    "DeleteExperiment": fresh_experiment,
+    "DeleteRun": fresh_run,
 }
 
 
