@@ -53,13 +53,14 @@ from studio9.predictions.api import PredictionController, provide_prediction_ser
 from studio9.processes import running
 from studio9.tables.api import TableController, provide_table_service
 from studio9.tables.queries.api import SqlController, provide_sql_service
-from studio9.tracking.api import ExperimentController, RunController
-from studio9.tracking.mlflow_face.routes import mlflow_routes
-from studio9.tracking.providers import (
+from studio9.tracking.api import (
+    ExperimentController,
+    RunController,
     provide_artifact_service,
     provide_experiment_service,
     provide_tracking_service,
 )
+from studio9.tracking.mlflow_face.routes import mlflow_routes
 
 log = structlog.get_logger()
 

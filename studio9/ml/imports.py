@@ -11,6 +11,7 @@ regressor, binary or multiclass by the classifier's ``classes_``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -18,13 +19,14 @@ import anyio.to_thread
 import attrs
 
 from studio9.auth.domain import Principal
-from studio9.catalog.domain import AssetKind, AssetNotFound, AssetStatus, VersionConflict
+from studio9.catalog.domain import Asset, AssetKind, AssetNotFound, AssetStatus, VersionConflict
 from studio9.errors import InvalidInput, PayloadTooLarge
 from studio9.files.ports import BlobStore
 from studio9.ids import new_id
 from studio9.ml.content import ModelContent, artifact_key, one_chunk
 from studio9.ml.domain import ModelSource, ModelVersionInfo
 from studio9.ml.service import ModelService, ModelVersionView
+from studio9.ml.serving import require_servable
 
 MAX_MODEL_BYTES: Final = 512 * 1024 * 1024
 
@@ -38,11 +40,7 @@ class ModelImporter:
     async def import_skops(self, actor: Principal, name: str, data: bytes) -> ModelVersionView:
         """A new version of ``actor``'s model ``name`` from skops bytes. Raises InvalidModelFile,
         UntrustedModel (422), PayloadTooLarge."""
-        if len(data) > MAX_MODEL_BYTES:
-            raise PayloadTooLarge(f"a model file may hold at most {MAX_MODEL_BYTES} bytes")
-        if not data:
-            raise InvalidInput("the body is empty: send the skops file as the request body", field="body")
-        content = await anyio.to_thread.run_sync(_describe, data, self.allowed_types)
+        content = await self.describe(data)
         catalog = self.models.catalog
         try:
             model = await catalog.named(actor, actor.user_id, AssetKind.MODEL, name)
@@ -50,15 +48,58 @@ class ModelImporter:
             model = await catalog.create(
                 owner_id=actor.user_id, kind=AssetKind.MODEL, name=name, content=None, in_library=True
             )
+        return await self.store_skops(actor, model, data, content)
+
+    async def describe(self, data: bytes) -> ModelContent:
+        """What a skops file holds (loaded with the trusted-types check), its ``artifact`` not
+        yet set. Raises InvalidModelFile, UntrustedModel, PayloadTooLarge."""
+        if len(data) > MAX_MODEL_BYTES:
+            raise PayloadTooLarge(f"a model file may hold at most {MAX_MODEL_BYTES} bytes")
+        if not data:
+            raise InvalidInput("the body is empty: send the skops file as the request body", field="body")
+        return await anyio.to_thread.run_sync(_describe, data, self.allowed_types)
+
+    async def store_skops(
+        self,
+        actor: Principal,
+        model: Asset,
+        data: bytes,
+        content: ModelContent,
+        *,
+        source: ModelSource = ModelSource.IMPORT,
+        run_id: str | None = None,
+        training: Mapping[str, Any] | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersionView:
+        """The skops file ``data`` (described by ``describe``) stored under the model's own prefix,
+        as its next version."""
         upload = new_id()
         key = artifact_key(model.id, upload)
         await self.blobs.put(key, one_chunk(data))
-        stored = attrs.evolve(content, artifact=key, training={"import": upload})
+        stored = attrs.evolve(content, artifact=key, training={"import": upload, **(training or {})})
+        return await self.add_version(
+            actor, model, stored, source=source, run_id=run_id, description=description, tags=tags
+        )
+
+    async def add_version(
+        self,
+        actor: Principal,
+        model: Asset,
+        content: ModelContent,
+        *,
+        source: ModelSource,
+        run_id: str | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersionView:
+        """``content`` as the model's next version, with its registry row."""
+        catalog = self.models.catalog
         while True:
             latest = (await catalog.get(actor, model.id)).latest_version
             try:
                 _, version = await catalog.add_version(
-                    model.id, stored.to_json(), expected_latest=latest, status=AssetStatus.ACTIVE
+                    model.id, content.to_json(), expected_latest=latest, status=AssetStatus.ACTIVE
                 )
                 break
             except VersionConflict:
@@ -68,7 +109,10 @@ class ModelImporter:
             ModelVersionInfo(
                 asset_id=model.id,
                 version=version.version,
-                source=ModelSource.IMPORT,
+                description=description,
+                tags=dict(tags or {}),
+                run_id=run_id,
+                source=source,
                 created_at=now,
                 updated_at=now,
             )
@@ -80,6 +124,7 @@ class ModelImporter:
         where skl2onnx is missing or cannot convert the pipeline."""
         asset = await self.models.model(actor, name)
         view = await self.models.version(actor, asset, number)
+        require_servable(view)
         data = b"".join([chunk async for chunk in await self.blobs.open(view.content.artifact)])
         stem = f"{asset.name}-v{number}".replace('"', "")
         if format == "onnx":

@@ -29,6 +29,7 @@ from studio9.files.ports import BlobStore
 from studio9.ids import derived_id
 from studio9.jobs.ports import JobContext, JobType
 from studio9.ml.service import ModelService, ModelVersionView
+from studio9.ml.serving import require_servable
 from studio9.ml.train_job import TableArg, table_arg
 from studio9.predictions.domain import ScoredRow
 from studio9.predictions.ports import PredictionRecorder
@@ -94,6 +95,7 @@ def evaluate_job_type(deps: ScoreDeps) -> JobType:
 async def _model(deps: ScoreDeps, ctx: JobContext, reference: str) -> tuple[Any, ModelVersionView, Any]:
     actor = await owner_principal(deps.users, ctx.owner_id, ctx.job_id)
     view = await deps.models.resolve(actor, reference)
+    require_servable(view)
     data = b"".join([chunk async for chunk in await deps.blobs.open(view.content.artifact)])
     pipeline = await ctx.in_thread(_load, data, deps.allowed_types)
     return actor, view, pipeline

@@ -31,12 +31,13 @@ import attrs
 import structlog
 
 from studio9.auth.domain import Principal
+from studio9.errors import Conflict
 from studio9.files.ports import BlobStore
 from studio9.messaging.domain import Event
 from studio9.ml.content import ModelContent
 from studio9.ml.domain import LATEST
 from studio9.ml.prediction_log import PredictionLog
-from studio9.ml.service import MODEL_CHANGED, ModelService
+from studio9.ml.service import MODEL_CHANGED, ModelService, ModelVersionView
 
 log = structlog.get_logger()
 
@@ -48,6 +49,34 @@ FAST_ROWS: Final = 1_000
 INLINE_ROWS: Final = 10
 #: Access checks remembered per process (the cache is emptied when full).
 MAX_CACHED_ACCESS: Final = 10_000
+
+
+class ModelNotServable(Conflict):
+    """The version's file is not a skops model (an MLflow model logged with pickle, or of another
+    flavor): Studio9 registered it without loading it, and never unpickles it."""
+
+
+#: The formats MLflow's sklearn flavor pickles with.
+PICKLE_FORMATS: Final = frozenset({"pickle", "cloudpickle"})
+
+
+def require_servable(view: ModelVersionView) -> None:
+    """Raise ModelNotServable (409) unless the version is a skops file Studio9 can load."""
+    found = view.content.format
+    if found == "skops":
+        return
+    what = f"version {view.version.version} of model {view.asset.name!r}"
+    if found in PICKLE_FORMATS:
+        message = (
+            f"{what} was logged with {found}; Studio9 serves skops models only; log it with "
+            "mlflow>=3.17 or serialization_format='skops'"
+        )
+    else:
+        message = (
+            f"{what} is an MLflow model in format {found!r}; Studio9 serves scikit-learn models "
+            "saved with skops only"
+        )
+    raise ModelNotServable(message, model=view.asset.name, version=view.version.version, format=found)
 
 
 @attrs.frozen(kw_only=True)
@@ -164,6 +193,7 @@ class OnlinePredictor:
             if (loaded := self._loaded.get(key)) is not None:
                 return loaded
             view = await self.models.version(actor, asset, number)
+            require_servable(view)
             data = await _read(self.blobs, view.content.artifact)
             loaded = await anyio.to_thread.run_sync(_loaded_model, view, data, self.allowed_types)
             self._loaded[key] = loaded

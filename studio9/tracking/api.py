@@ -13,15 +13,16 @@ an infinity travels as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``, 
 """
 
 import contextlib
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get, patch, post, put
+from litestar import Controller, Request, get, patch, post, put
 from litestar import delete as delete_route
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from studio9.auth.domain import Principal
 from studio9.catalog.domain import Access
+from studio9.tracking.artifacts import ArtifactService
 from studio9.tracking.domain import LifecycleStage, Metric, Param, RunTag, TagNotFound
 from studio9.tracking.experiments import ExperimentService
 from studio9.tracking.service import TrackingService, now_ms
@@ -288,3 +289,18 @@ class RunController(Controller):
             principal, run_id, key.removeprefix("/"), max_results=limit, page_token=cursor
         )
         return HistoryOut(items=[point_out(p) for p in points], next_cursor=next_cursor)
+
+
+def provide_experiment_service(request: Request[Any, Any, Any]) -> ExperimentService:
+    service: ExperimentService = request.app.state.container.experiments
+    return service
+
+
+def provide_tracking_service(request: Request[Any, Any, Any]) -> TrackingService:
+    service: TrackingService = request.app.state.container.tracking
+    return service
+
+
+def provide_artifact_service(request: Request[Any, Any, Any]) -> ArtifactService:
+    service: ArtifactService = request.app.state.container.artifacts
+    return service

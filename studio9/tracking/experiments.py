@@ -25,10 +25,9 @@ import structlog
 from studio9.auth.domain import Principal, UserNotFound
 from studio9.auth.ports import UserStore
 from studio9.catalog.domain import Access, Asset, AssetKind, AssetNameTaken, AssetNotFound
-from studio9.catalog.service import CatalogService
 from studio9.errors import Conflict, InvalidInput, PermissionDenied
 from studio9.tracking.domain import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, ExperimentNotFound
-from studio9.tracking.ports import TrackingStore
+from studio9.tracking.ports import ExperimentCatalog, TrackingStore
 from studio9.tracking.validation import check_experiment_tag
 
 log = structlog.get_logger()
@@ -81,7 +80,7 @@ class Experiment:
 
 @attrs.define
 class ExperimentService:
-    catalog: CatalogService
+    catalog: ExperimentCatalog
     store: TrackingStore
     users: UserStore
     cache_seconds: float = 30.0

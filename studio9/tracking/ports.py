@@ -18,6 +18,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
+from studio9.auth.domain import Principal
+from studio9.catalog.domain import Asset, AssetKind
+from studio9.catalog.ports import AccessRule, Assets
 from studio9.tracking.domain import (
     DatasetInput,
     LifecycleStage,
@@ -34,7 +37,25 @@ from studio9.tracking.domain import (
 )
 from studio9.tracking.search import Comparison, OrderKey
 
-__all__ = ["TrackingStore"]
+__all__ = ["ExperimentCatalog", "TrackingStore"]
+
+
+class ExperimentCatalog(Assets, Protocol):
+    """**Protocol:** the catalog as experiments use it: ``Assets`` plus listing, renaming,
+    deleting, and its access rule (``studio9.catalog.service.CatalogService``)."""
+
+    rule: AccessRule
+
+    async def list(
+        self, actor: Principal, *, kind: AssetKind | None, limit: int, after: str | None = None
+    ) -> Sequence[Asset]:
+        """The actor's own assets (of ``kind``), newest first, older than ``after``."""
+
+    async def update(self, actor: Principal, asset_id: str, *, name: str | None = None) -> Asset:
+        """Rename the asset (write access). Raises AssetNotFound, PermissionDenied, AssetNameTaken."""
+
+    async def delete(self, actor: Principal, asset_id: str, *, force: bool = False) -> None:
+        """Delete the asset and its content (ownership)."""
 
 
 class TrackingStore(Protocol):
