@@ -20,7 +20,7 @@ import structlog
 
 from adapters.lineage_sink.http import HttpLineageSink
 from studio9.access.groups import GroupService
-from studio9.access.policy import AccessPolicy
+from studio9.access.policy import AccessPolicy, LineageReferences
 from studio9.access.projects import ProjectService
 from studio9.access.sharing.service import ShareService
 from studio9.audit.service import AuditService
@@ -166,7 +166,11 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             # in-process bus, once ``processes.running`` listens on amqp:// and sns://.
             events.subscribe(config.on_event, prefix="config.", on_gap=config.on_gap)
         # The one access policy: owners, shares (user, group, email) and project memberships.
-        catalog = CatalogService(database.catalog, rule=AccessPolicy(database.access))
+        catalog = CatalogService(
+            database.catalog,
+            # Readers of an experiment also read what it references (composite shares).
+            rule=AccessPolicy(database.access, references=LineageReferences(database.catalog)),
+        )
         # Every uploaded file is a ``file`` asset: the bridge hears of uploads and deletes, and
         # deletes a file whose asset the catalog deleted.
         file_assets = FileAssets(catalog, database.files, blobs, users=database.users)
@@ -205,6 +209,9 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
         jobs.registry.register(table_import_job_type(catalog, blobs, lineage))
         jobs.registry.register(table_stats_job_type(assets=catalog, users=database.users, blobs=blobs))
         tables = TableService(catalog, blobs, database.files, jobs, resolver=table_resolver)
+        tracking = build_tracking(
+            settings, database=database, catalog=catalog, users=database.users, blobs=blobs
+        )
         ml = build_ml(
             settings,
             database=database,
@@ -215,9 +222,7 @@ async def build(settings: Settings, *, check: bool = True) -> AsyncIterator[Cont
             tables=JobTables(catalog, table_resolver, blobs, jobs=jobs),
             predictions=predictions,
             registry=jobs.registry,
-        )
-        tracking = build_tracking(
-            settings, database=database, catalog=catalog, users=database.users, blobs=blobs
+            tracking=tracking.tracking,
         )
         streams, stream_runner = _streams(settings, database, jobs)
         yield Container(

@@ -31,6 +31,7 @@ from studio9.ml.serving import OnlinePredictor
 from studio9.ml.train_job import TrainDeps, train_job_type
 from studio9.predictions.service import PredictionService
 from studio9.tables.ports import TableFiles
+from studio9.tracking.service import TrackingService
 
 
 @attrs.frozen
@@ -64,8 +65,10 @@ def build_ml(
     tables: TableFiles,
     predictions: PredictionService,
     registry: JobTypeRegistry,
+    tracking: TrackingService,
 ) -> MlParts:
-    """The ML context over the shared backends, its job types registered in ``registry``."""
+    """The ML context over the shared backends, its job types registered in ``registry``;
+    ``ml.train`` logs its runs through ``tracking``."""
     trusted = settings.trusted_model_types
     prediction_log = PredictionLog(predictions)
     models = ModelService(catalog, database.model_registry, users, events=events)
@@ -77,7 +80,9 @@ def build_ml(
     if isinstance(events, EventSubscriber):
         events.subscribe(predictor.on_event, prefix=MODEL_CHANGED, on_gap=predictor.on_gap)
     catalog.register(AssetKind.MODEL, ModelFiles(blobs, database.model_registry))
-    registry.register(train_job_type(TrainDeps(catalog, database.model_registry, tables, users, blobs)))
+    registry.register(
+        train_job_type(TrainDeps(catalog, database.model_registry, tables, users, blobs, tracking))
+    )
     score = ScoreDeps(
         models=models, tables=tables, users=users, blobs=blobs, recorder=predictions, allowed_types=trusted
     )

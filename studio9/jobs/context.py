@@ -24,19 +24,12 @@ import attrs
 import structlog
 
 from studio9.errors import InvalidInput
+from studio9.jobs.domain import JobInterrupted
 from studio9.jobs.ports import JobBlobs, JobInputs
 
 T = TypeVar("T")
 
 OUTPUT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
-
-
-class JobInterrupted(Exception):
-    """Raised inside a handler (by ``report``) when its job is cancelled or timed out."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def job_prefix(job_id: str) -> str:

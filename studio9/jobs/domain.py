@@ -187,6 +187,14 @@ def transition(
     return moved, event
 
 
+class JobInterrupted(Exception):
+    """Raised inside a handler (by ``report``) when its job is cancelled or timed out."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class RetryableError(Exception):
     """Raise from a handler for a failure worth another attempt (a flaky backend, say)."""
 

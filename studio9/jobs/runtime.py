@@ -28,8 +28,17 @@ import structlog
 
 from studio9.errors import Studio9Error
 from studio9.ids import new_id
-from studio9.jobs.context import JobInterrupted, RunContext, bound_logger, job_prefix
-from studio9.jobs.domain import Claim, Heartbeat, Job, JobError, JobNotFound, JobStatus, transition
+from studio9.jobs.context import RunContext, bound_logger, job_prefix
+from studio9.jobs.domain import (
+    Claim,
+    Heartbeat,
+    Job,
+    JobError,
+    JobInterrupted,
+    JobNotFound,
+    JobStatus,
+    transition,
+)
 from studio9.jobs.outcomes import (
     ClaimVerdict,
     LastVerdict,

@@ -8,7 +8,7 @@ A type is trusted when it is in one of three tiers:
 
 1. skops' default trust: scikit-learn estimators, numpy and scipy containers, builtin containers;
 2. ``TRUSTED_TYPES``: what a Studio9-trained pipeline holds beyond that (listed below, with how
-   the list was found);
+   the list was found), now and in models trained before (``LEGACY_TRUSTED_TYPES``);
 3. ``allowed``: the types an administrator allows for imported models (``IMPORT_ALLOW_LIST``).
 
 skops leaves the two tree types untrusted by default although they run no code: their node arrays
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from studio9.ml.schema import ColumnSpec
 
 __all__ = [
+    "CURRENT_TRUSTED_TYPES",
     "IMPORT_ALLOW_LIST",
+    "LEGACY_TRUSTED_TYPES",
     "MAX_UNPACKED_BYTES",
     "TRUSTED_TYPES",
     "dump_model",
@@ -51,22 +53,32 @@ __all__ = [
 #: without early stopping) trained in a Pipeline behind ``studio9.ml.engine.preprocessing``'s
 #: ColumnTransformer on a frame of int, float-with-nulls, bool, object-with-None and pandas str
 #: columns, naive and UTC timestamps and dates, with bool, str, int and float targets, dumped; the
-#: union of ``skops.io.get_untrusted_types`` over all of them. None of them can run foreign code.
+#: union of ``skops.io.get_untrusted_types`` over all of them. None of them can run foreign code,
+#: and none is Studio9's: such a file loads with scikit-learn, numpy and skops alone.
 #: ``tests/unit/test_ml_persistence.py`` repeats the experiment, so a new type fails a test.
-TRUSTED_TYPES: Final[frozenset[str]] = frozenset(
+CURRENT_TRUSTED_TYPES: Final[frozenset[str]] = frozenset(
     {
         # SimpleImputer keeps ``_fit_dtype``/``_fill_dtype``; skops rebuilds a dtype from an empty
         # .npy array read with allow_pickle=False, so it carries data only.
         "numpy.dtype",
+        # The function of the FunctionTransformers that read times as microseconds (a conversion
+        # of its input to an array of the dtype named in the file; skops trusts ufuncs only).
+        "numpy.asarray",
         # The node storage of DecisionTree* (so RandomForest*, ExtraTrees*): data, checked on load.
         "sklearn.tree._tree.Tree",
         # The trees of HistGradientBoosting*: data, checked on load.
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        # Our own FunctionTransformer functions: the file names them, loading imports our code.
+    }
+)
+#: What models trained before that held beyond it: our own FunctionTransformer functions (the
+#: file names them, loading imports our code). Still trusted, so that those models load.
+LEGACY_TRUSTED_TYPES: Final[frozenset[str]] = frozenset(
+    {
         "studio9.ml.engine.preprocessing.to_seconds",
         "studio9.ml.engine.preprocessing.to_text",
     }
 )
+TRUSTED_TYPES: Final[frozenset[str]] = CURRENT_TRUSTED_TYPES | LEGACY_TRUSTED_TYPES
 
 #: The administrator's extra allow-list for imported models. It will become a setting; until then
 #: the import path passes its types as ``load_model(data, allowed=...)``. Empty: imports hold

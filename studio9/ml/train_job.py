@@ -12,6 +12,10 @@ The job, acting as its owner (``owner_principal``: it reads exactly the tables t
 4. last, adds the model version (the commit point: a retry that finds a version made by this
    job only finishes the bookkeeping), its registry row, and lineage from every table version read.
 
+All along it logs MLflow-style runs (``studio9.ml.run_log``): a parent run, started before the
+tables are read for training and finished with the version (whose registry ``run_id`` it is), and
+a child run per candidate of the search; a failed or cancelled job ends its parent run so.
+
 The model is the owner's model ``model_name`` (default ``<table name>-<target>``), created on
 its first version. A cancelled or failed training adds no version.
 """
@@ -38,7 +42,9 @@ from studio9.jobs.ports import JobContext, JobType
 from studio9.ml.content import ModelContent, artifact_key, metric_summary, one_chunk
 from studio9.ml.domain import ModelSource, ModelVersionInfo
 from studio9.ml.ports import ModelCatalog, ModelRegistryStore
+from studio9.ml.run_log import TrainingRuns, start_runs
 from studio9.tables.ports import LocalTable, TableFiles
+from studio9.tracking.ports import RunTracking
 
 log = structlog.get_logger()
 
@@ -84,6 +90,8 @@ class TrainParams(msgspec.Struct, forbid_unknown_fields=True):
     weight_column: str | None = None
     seed: int = 0
     model_name: str | None = None
+    #: The experiment the job's runs go to (``studio9.ml.run_log``); default: the model's name.
+    experiment: str | None = None
 
 
 def table_arg(arg: TableArg) -> tuple[str, int | None]:
@@ -97,6 +105,7 @@ class TrainDeps:
     tables: TableFiles
     users: UserStore
     blobs: BlobStore
+    tracking: RunTracking
 
 
 def train_job_type(deps: TrainDeps) -> JobType:
@@ -117,25 +126,30 @@ async def _train(deps: TrainDeps, ctx: JobContext, params: TrainParams) -> dict[
     spec = _spec(params)  # bad params fail before any table is read
     async with _opened(deps.tables, actor, params) as (main, holdout, later):
         name = params.model_name or f"{main.name}-{params.target}"
+        read = [("training", main), ("validation", holdout), ("test", later)]
+        runs = await start_runs(deps.tracking, actor, ctx.job_id, params.experiment, name, spec, read)
         model = await _model_asset(deps, actor, name, ctx.job_id)
-        if (done := await _made_by(deps, actor, model, ctx.job_id)) is not None:
-            return await _finish(deps, ctx, done, _inputs(main, holdout, later))
-        ctx.report(0.02, message=f"reading {main.row_count} rows of {main.name}")
-        result, frames = await ctx.in_thread(functools.partial(_fit, ctx, spec, main, holdout, later))
-        ctx.report(_FIT_END, message=f"best: {result.algorithm}; writing outputs")
         inputs = _inputs(main, holdout, later)
-        outputs = await _write_outputs(deps, ctx, actor, name, result, frames, inputs)
-        version = await _add_version(deps, ctx, actor, model.id, result, outputs, inputs, main)
-    return await _finish(deps, ctx, version, inputs)
+        try:
+            if (done := await _made_by(deps, actor, model, ctx.job_id)) is not None:
+                return await _finish(deps, ctx, done, inputs, runs)
+            ctx.report(0.02, message=f"reading {main.row_count} rows of {main.name}")
+            result, frames = await ctx.in_thread(functools.partial(_fit, ctx, spec, main, holdout, later))
+            await runs.trained(result, spec.search.cv_folds)
+            ctx.report(_FIT_END, message=f"best: {result.algorithm}; writing outputs")
+            outputs = await _write_outputs(deps, ctx, actor, name, result, frames, inputs)
+            version = await _add_version(deps, ctx, actor, model.id, result, outputs, inputs, main)
+            return await _finish(deps, ctx, version, inputs, runs)
+        except BaseException as exc:
+            await runs.ended(exc)
+            raise
 
 
 def _spec(params: TrainParams) -> Any:
     from studio9.ml.engine.spec import SearchSpec, TrainSpec
 
     search = params.search or SearchParams()
-    fraction = 0.2
-    if params.validation is not None and params.validation.holdout_fraction is not None:
-        fraction = params.validation.holdout_fraction
+    fraction = params.validation.holdout_fraction if params.validation is not None else None
     return TrainSpec(
         target=params.target,
         features=params.features,
@@ -143,7 +157,7 @@ def _spec(params: TrainParams) -> Any:
         algorithms=params.algorithms,
         search=SearchSpec(method=search.method, n_candidates=search.n_candidates, cv_folds=search.cv_folds),
         time_budget_s=params.time_budget_s,
-        holdout_fraction=fraction,
+        holdout_fraction=0.2 if fraction is None else fraction,
         weight_column=params.weight_column,
         seed=params.seed,
     )
@@ -341,15 +355,20 @@ async def _add_version(
 
 
 async def _finish(
-    deps: TrainDeps, ctx: JobContext, version: AssetVersion, inputs: Sequence[tuple[str, int]]
+    deps: TrainDeps,
+    ctx: JobContext,
+    version: AssetVersion,
+    inputs: Sequence[tuple[str, int]],
+    runs: TrainingRuns,
 ) -> dict[str, Any]:
-    """The registry row and lineage of ``version`` (again, harmlessly, on a retry), and the result."""
+    """The registry row and lineage of ``version`` (again, harmlessly, on a retry), the parent run
+    finished, and the result."""
     now = datetime.now(UTC)
     await deps.registry.put_version(
         ModelVersionInfo(
             asset_id=version.asset_id,
             version=version.version,
-            run_id=ctx.job_id,
+            run_id=runs.run_id,
             source=ModelSource.TRAINING,
             created_at=now,
             updated_at=now,
@@ -358,10 +377,12 @@ async def _finish(
     await deps.catalog.record_lineage(
         job_id=ctx.job_id, inputs=list(inputs), outputs=[(version.asset_id, version.version)]
     )
+    await runs.finished(version.version)
     content = ModelContent.of(version.content)
     ctx.report(1.0, message=f"model version {version.version} registered")
     return {
         "model": {"id": version.asset_id, "version": version.version},
+        "run": {"id": runs.run_id, "experiment_id": runs.experiment_id},
         "task": content.task,
         "algorithm": content.algorithm,
         "metrics": dict(content.metrics),

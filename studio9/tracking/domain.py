@@ -26,6 +26,7 @@ from typing import ClassVar, Final
 
 import attrs
 
+from studio9.catalog.domain import Asset
 from studio9.errors import Conflict, InvalidInput, NotFound
 
 #: MLflow's error codes, as the REST face sends them (``error_code``).
@@ -232,6 +233,46 @@ class LoggedModel:
     params: Mapping[str, str] = attrs.field(factory=dict)
 
 
+# -- experiments ----------------------------------------------------------------------------------
+
+#: The experiment id MLflow clients use when none was set: the caller's ``Default``.
+DEFAULT_EXPERIMENT_ID: Final = "0"
+DEFAULT_EXPERIMENT_NAME: Final = "Default"
+MAX_EXPERIMENT_NAME_LENGTH: Final = 255
+
+
+def artifact_root(experiment_id: str) -> str:
+    """Where the experiment's artifacts live, as MLflow clients address them."""
+    return f"mlflow-artifacts:/{experiment_id}"
+
+
+class ExperimentAlreadyExists(Conflict):
+    code: ClassVar[str] = RESOURCE_ALREADY_EXISTS
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Experiment(name={name}) already exists.", field="name")
+
+
+class InvalidExperimentName(InvalidInput):
+    code: ClassVar[str] = INVALID_PARAMETER_VALUE
+
+
+@attrs.frozen(kw_only=True)
+class Experiment:
+    """An experiment as the tracking faces show it: the asset and its tags."""
+
+    asset: Asset
+    tags: Mapping[str, str] = attrs.field(factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.asset.id
+
+    @property
+    def artifact_location(self) -> str:
+        return artifact_root(self.asset.id)
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 
@@ -317,3 +358,10 @@ class LoggedModelAlreadyExists(Conflict):
     def __init__(self, model_id: str) -> None:
         super().__init__(f"Logged model with ID '{model_id}' already exists.", model_id=model_id)
         self.model_id = model_id
+
+
+class ExperimentNameNotFound(ExperimentNotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.message = f"Could not find experiment with name '{name}'"
+        self.args = (self.message,)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar, Final
+from typing import Final
 
 import attrs
 import structlog
@@ -25,57 +25,23 @@ import structlog
 from studio9.auth.domain import Principal, UserNotFound
 from studio9.auth.ports import UserStore
 from studio9.catalog.domain import Access, Asset, AssetKind, AssetNameTaken, AssetNotFound
-from studio9.errors import Conflict, InvalidInput, PermissionDenied
-from studio9.tracking.domain import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, ExperimentNotFound
+from studio9.errors import InvalidInput, PermissionDenied
+from studio9.tracking.domain import (
+    DEFAULT_EXPERIMENT_ID,
+    DEFAULT_EXPERIMENT_NAME,
+    MAX_EXPERIMENT_NAME_LENGTH,
+    Experiment,
+    ExperimentAlreadyExists,
+    ExperimentNameNotFound,
+    ExperimentNotFound,
+    InvalidExperimentName,
+)
 from studio9.tracking.ports import ExperimentCatalog, TrackingStore
 from studio9.tracking.validation import check_experiment_tag
 
 log = structlog.get_logger()
 
-#: The experiment id MLflow clients use when none was set: the caller's ``Default``.
-DEFAULT_EXPERIMENT_ID: Final = "0"
-DEFAULT_EXPERIMENT_NAME: Final = "Default"
-MAX_EXPERIMENT_NAME_LENGTH: Final = 255
 _CACHE_LIMIT: Final = 4096
-
-
-def artifact_root(experiment_id: str) -> str:
-    """Where the experiment's artifacts live, as MLflow clients address them."""
-    return f"mlflow-artifacts:/{experiment_id}"
-
-
-class ExperimentAlreadyExists(Conflict):
-    code: ClassVar[str] = RESOURCE_ALREADY_EXISTS
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"Experiment(name={name}) already exists.", field="name")
-
-
-class ExperimentNameNotFound(ExperimentNotFound):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.message = f"Could not find experiment with name '{name}'"
-        self.args = (self.message,)
-
-
-class InvalidExperimentName(InvalidInput):
-    code: ClassVar[str] = INVALID_PARAMETER_VALUE
-
-
-@attrs.frozen(kw_only=True)
-class Experiment:
-    """An experiment as the tracking faces show it: the asset and its tags."""
-
-    asset: Asset
-    tags: Mapping[str, str] = attrs.field(factory=dict)
-
-    @property
-    def id(self) -> str:
-        return self.asset.id
-
-    @property
-    def artifact_location(self) -> str:
-        return artifact_root(self.asset.id)
 
 
 @attrs.define

@@ -23,6 +23,7 @@ from studio9.catalog.domain import Asset, AssetKind
 from studio9.catalog.ports import AccessRule, Assets
 from studio9.tracking.domain import (
     DatasetInput,
+    Experiment,
     LifecycleStage,
     LoggedModel,
     LoggedModelStatus,
@@ -37,7 +38,7 @@ from studio9.tracking.domain import (
 )
 from studio9.tracking.search import Comparison, OrderKey
 
-__all__ = ["ExperimentCatalog", "TrackingStore"]
+__all__ = ["ExperimentCatalog", "ExperimentDirectory", "RunTracking", "TrackingStore"]
 
 
 class ExperimentCatalog(Assets, Protocol):
@@ -186,3 +187,66 @@ class TrackingStore(Protocol):
 
     async def forget_experiment(self, experiment_id: str) -> None:
         """Remove everything of the experiment: runs and their data, tags, logged models."""
+
+
+class ExperimentDirectory(Protocol):
+    """**Protocol:** finding and making a caller's experiments (``studio9.tracking.experiments``)."""
+
+    async def by_name(self, actor: Principal, name: str) -> Experiment:
+        """Raises ExperimentNotFound."""
+
+    async def create(
+        self, actor: Principal, name: str, *, tags: Mapping[str, str] | None = None, description: str = ""
+    ) -> Experiment:
+        """Raises ExperimentAlreadyExists, InvalidInput."""
+
+
+class RunTracking(Protocol):
+    """**Protocol:** runs as another context logs them, as a caller (``studio9.tracking.service``;
+    ``ml.train`` logs its parent and candidate runs through it)."""
+
+    @property
+    def experiments(self) -> ExperimentDirectory:
+        """Where the runs' experiments are found or made."""
+
+    def clock_ms(self) -> int:
+        """Now, in milliseconds since the epoch."""
+
+    async def create_run(
+        self,
+        actor: Principal,
+        experiment_id: str,
+        *,
+        name: str = "",
+        start_time: int | None = None,
+        tags: Mapping[str, str] | None = None,
+        user_name: str | None = None,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Raises ExperimentNotFound, PermissionDenied, RunAlreadyExists, InvalidInput."""
+
+    async def run(self, actor: Principal, run_id: str) -> RunRecord:
+        """Raises RunNotFound."""
+
+    async def update_run(
+        self,
+        actor: Principal,
+        run_id: str,
+        *,
+        status: RunStatus | None = None,
+        end_time: int | None = None,
+        name: str | None = None,
+    ) -> Run: ...
+
+    async def log_batch(
+        self,
+        actor: Principal,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None: ...
+
+    async def log_inputs(self, actor: Principal, run_id: str, datasets: Sequence[DatasetInput]) -> None: ...

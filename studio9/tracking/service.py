@@ -23,6 +23,7 @@ from studio9.auth.domain import Principal
 from studio9.catalog.domain import Access
 from studio9.tracking.domain import (
     PARENT_RUN_TAG,
+    RUN_ID_PATTERN,
     RUN_NAME_TAG,
     DatasetInput,
     ExperimentNotFound,
@@ -40,10 +41,11 @@ from studio9.tracking.domain import (
     RunStatus,
     RunTag,
     ViewType,
+    artifact_root,
     new_logged_model_id,
     new_run_id,
 )
-from studio9.tracking.experiments import ExperimentService, artifact_root
+from studio9.tracking.experiments import ExperimentService
 from studio9.tracking.ports import TrackingStore
 from studio9.tracking.search import parse_filter, parse_order_by
 
@@ -81,10 +83,15 @@ class TrackingService:
         tags: Mapping[str, str] | None = None,
         user_name: str | None = None,
         parent_run_id: str | None = None,
+        run_id: str | None = None,
     ) -> RunRecord:
         """A new ``RUNNING`` run in the experiment (write access). A name given both as ``name``
         and as the ``mlflow.runName`` tag must agree; the parent may also come as the
-        ``mlflow.parentRunId`` tag. Raises ExperimentNotFound, PermissionDenied, InvalidInput."""
+        ``mlflow.parentRunId`` tag. ``run_id``: the id to give the run (Studio9's own jobs derive
+        theirs, so that a retry finds its run), else a fresh one. Raises ExperimentNotFound,
+        PermissionDenied, InvalidInput, RunAlreadyExists (a given ``run_id`` that exists)."""
+        if run_id is not None and not RUN_ID_PATTERN.fullmatch(run_id):
+            raise InvalidTrackingInput(f"a run id is 32 lowercase hex digits, not {run_id!r}", field="run_id")
         real = await self.experiments.check(actor, experiment_id, Access.WRITE)
         given = dict(tags or {})
         tag_name = given.pop(RUN_NAME_TAG, None)
@@ -97,7 +104,7 @@ class TrackingService:
         parent = parent_run_id or given.pop(PARENT_RUN_TAG, None)
         if parent is not None:
             await self._experiment_of(actor, parent, Access.READ)
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         run = Run(
             id=run_id,
             experiment_id=real,

@@ -22,6 +22,7 @@ from studio9.catalog.domain import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, NAME
 from studio9.tracking.domain import (
     RUN_ID_PATTERN,
     DatasetInput,
+    Experiment,
     LifecycleStage,
     Metric,
     ModelOutput,
@@ -29,7 +30,6 @@ from studio9.tracking.domain import (
     RunStatus,
     ViewType,
 )
-from studio9.tracking.experiments import Experiment
 from studio9.tracking.validation import (
     MAX_EXPERIMENT_TAG_VALUE_LENGTH,
     MAX_KEY_LENGTH,

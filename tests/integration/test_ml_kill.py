@@ -27,6 +27,7 @@ import attrs
 import httpx
 import pytest
 
+from studio9.ml.run_log import parent_run_id
 from tests.integration.processes import free_port, run_cli, start, stop, studio9_env, wait_http
 from tests.services import RABBITMQ_URL, require
 
@@ -190,9 +191,11 @@ def test_a_worker_killed_while_training_leaves_exactly_one_model_version(deploym
     assert model.json()["id"] == model_id
     assert [v["version"] for v in model.json()["versions"]] == [1]
     assert model.json()["latest_version"] == 1
-    # The registry row: the version was made by this job's training.
+    # The registry row: the version was made by this job's training, whose parent run it names
+    # (one run: the retry took up the run the killed attempt had started).
     (summary,) = model.json()["versions"]
-    assert (summary["source"], summary["run_id"]) == ("training", job_id), summary
+    assert (summary["source"], summary["run_id"]) == ("training", parent_run_id(job_id)), summary
+    assert result["run"]["id"] == parent_run_id(job_id)
     version = client.get("/api/v1/models/churn-y/versions/1").json()
     assert version["training"]["job"] == job_id
     assert version["scored"] == result["scored"]

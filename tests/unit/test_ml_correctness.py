@@ -31,9 +31,8 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from studio9.ml.engine.preprocessing import to_text
 from studio9.ml.engine.spec import SearchSpec, TrainSpec
 from studio9.ml.engine.training import evaluate, predict_frame, train
 
@@ -51,7 +50,8 @@ def _frame(loader: Any) -> pd.DataFrame:
 
 
 def _by_hand(frame: pd.DataFrame, model: Any, *, stratify: bool) -> tuple[Any, pd.DataFrame, pd.Series]:
-    """The documented recipe, written out: numeric features and the one text column."""
+    """The documented recipe, written out with scikit-learn alone: numeric features and the one
+    text column (an object column holding None: both None and NaN are missing)."""
     features = [c for c in frame.columns if c != "target"]
     numbers = [c for c in features if c != "band"]
     X, y = frame[features], frame["target"]
@@ -61,8 +61,9 @@ def _by_hand(frame: pd.DataFrame, model: Any, *, stratify: bool) -> tuple[Any, p
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     text = Pipeline(
         [
-            ("text", FunctionTransformer(to_text, feature_names_out="one-to-one")),
-            ("impute", SimpleImputer(strategy="most_frequent")),
+            ("nan", SimpleImputer(strategy="constant", fill_value="\x00missing")),
+            ("none", SimpleImputer(missing_values=None, strategy="constant", fill_value="\x00missing")),
+            ("impute", SimpleImputer(missing_values="\x00missing", strategy="most_frequent")),
             (
                 "encode",
                 OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=64, sparse_output=False),

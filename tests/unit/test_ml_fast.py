@@ -18,6 +18,7 @@ from studio9.ml.engine.fast import compile_scorer, probe_rows
 from studio9.ml.engine.search import make_pipeline as studio9_pipeline
 from studio9.ml.engine.training import predict_frame
 from studio9.ml.schema import rows_to_columns, rows_to_frame, schema_from_json
+from tests.unit.ml_legacy import legacy_pipeline
 
 
 def _frame(rows: int = 300) -> pd.DataFrame:
@@ -55,19 +56,17 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize(
-    ("algorithm", "task"),
-    [("hist_gradient_boosting", "binary"), ("linear", "multiclass"), ("random_forest", "regression")],
-)
-def test_the_compiled_scorer_answers_exactly_as_the_pipeline(algorithm: str, task: str) -> None:
-    frame = _frame()
-    target = {
+def _target(frame: pd.DataFrame, task: str) -> pd.Series:
+    return {
         "binary": (frame["amount"].fillna(50) > 50).astype(int),
         "multiclass": frame["visits"] % 3,
         "regression": frame["visits"] * 2.5,
     }[task]
+
+
+def _assert_compiled_exactly(pipeline: Any, frame: pd.DataFrame, task: str) -> None:
     features = list(frame.columns)
-    pipeline = studio9_pipeline(frame, features, Candidate(algorithm), task, 0).fit(frame, target)  # type: ignore[arg-type]
+    target = _target(frame, task)
     schema = schema_from_json(input_schema(frame, features))
     probes = rows_to_frame(schema, probe_rows(pipeline, {c.name: (c.type, c.nullable) for c in schema}))
     fast = compile_scorer(pipeline, probes)
@@ -79,6 +78,23 @@ def test_the_compiled_scorer_answers_exactly_as_the_pipeline(algorithm: str, tas
     # The online path: the columns as arrays, no frame built.
     assert predict_frame(fast, task, classes, rows_to_columns(schema, _rows(frame))) == expected  # type: ignore[arg-type]
     np.testing.assert_array_equal(fast.transform(served), pipeline[0].transform(served[features]))
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "task"),
+    [("hist_gradient_boosting", "binary"), ("linear", "multiclass"), ("random_forest", "regression")],
+)
+def test_the_compiled_scorer_answers_exactly_as_the_pipeline(algorithm: str, task: str) -> None:
+    frame = _frame()
+    pipeline = studio9_pipeline(frame, list(frame.columns), Candidate(algorithm), task, 0)  # type: ignore[arg-type]
+    _assert_compiled_exactly(pipeline.fit(frame, _target(frame, task)), frame, task)
+
+
+def test_a_model_of_the_old_recipe_is_compiled_exactly_too() -> None:
+    """Models trained before the recipe named only scikit-learn and numpy are served still."""
+    frame = _frame()
+    pipeline = legacy_pipeline(frame, list(frame.columns), Candidate("linear"), "multiclass")
+    _assert_compiled_exactly(pipeline.fit(frame, _target(frame, "multiclass")), frame, "multiclass")
 
 
 def test_a_pipeline_of_another_shape_is_not_compiled() -> None:

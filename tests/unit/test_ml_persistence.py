@@ -28,6 +28,8 @@ from studio9.ml.engine.spec import ALGORITHMS, SearchSpec, TrainSpec
 from studio9.ml.engine.training import train
 from studio9.ml.errors import InvalidModelFile, OnnxUnavailable, UntrustedModel
 from studio9.ml.persistence import (
+    CURRENT_TRUSTED_TYPES,
+    LEGACY_TRUSTED_TYPES,
     TRUSTED_TYPES,
     dump_model,
     export_onnx,
@@ -35,6 +37,7 @@ from studio9.ml.persistence import (
     untrusted_types,
 )
 from studio9.ml.schema import ColumnSpec
+from tests.unit.ml_legacy import legacy_pipeline
 
 # Small models: the point is the types a file holds, not their quality.
 SMALL = {
@@ -116,12 +119,16 @@ def test_a_trained_model_of_the_engine_round_trips() -> None:
     _assert_same_answers(result.pipeline, load_model(data), frame)
 
 
-def test_the_trusted_types_are_data_or_our_own_functions() -> None:
+def test_the_trusted_types_are_data_or_harmless_functions() -> None:
+    assert TRUSTED_TYPES == CURRENT_TRUSTED_TYPES | LEGACY_TRUSTED_TYPES
     for name in TRUSTED_TYPES:
         module_name, _, attribute = name.rpartition(".")
         found = getattr(importlib.import_module(module_name), attribute)
-        if module_name.startswith("studio9.ml.engine."):
-            assert callable(found), name  # a FunctionTransformer function of ours
+        if name in LEGACY_TRUSTED_TYPES:
+            assert module_name == "studio9.ml.engine.preprocessing", name
+            assert callable(found), name  # a FunctionTransformer function of ours, in old models
+        elif name == "numpy.asarray":
+            assert found is np.asarray  # converts its input to an array: nothing else
         else:
             assert isinstance(found, type), name
             assert module_name.split(".")[0] in {"numpy", "sklearn"}, name
@@ -129,13 +136,28 @@ def test_the_trusted_types_are_data_or_our_own_functions() -> None:
     assert "numpy.load" not in TRUSTED_TYPES
 
 
-def test_what_skops_reports_for_our_models_is_exactly_the_trusted_types() -> None:
-    """Nothing in TRUSTED_TYPES is dead weight: each one is needed by some Studio9 model."""
+def test_what_skops_reports_for_our_models_is_exactly_the_current_trusted_types() -> None:
+    """Nothing in CURRENT_TRUSTED_TYPES is dead weight: each one is needed by some Studio9 model;
+    and none of them is Studio9's own code."""
     reported: set[str] = set()
     frame = _frame()
     for algorithm in ALGORITHMS:
         reported |= set(skops.io.get_untrusted_types(data=dump_model(_fitted(algorithm, "binary", frame))))
-    assert reported == TRUSTED_TYPES
+    assert reported == CURRENT_TRUSTED_TYPES
+    assert not {name for name in reported if name.startswith("studio9")}
+
+
+def test_a_model_trained_before_the_portable_recipe_still_loads() -> None:
+    frame = _frame()
+    for algorithm, task in (("linear", "binary"), ("random_forest", "regression")):
+        candidate = Candidate(algorithm, SMALL.get(algorithm, {}))
+        old = legacy_pipeline(frame, FEATURES, candidate, task)
+        old.fit(frame[FEATURES], frame[TARGETS[task]].to_numpy())
+        data = dump_model(old)
+
+        assert set(skops.io.get_untrusted_types(data=data)) >= LEGACY_TRUSTED_TYPES
+        assert untrusted_types(data) == []
+        _assert_same_answers(old, load_model(data), frame)
 
 
 # -- types the caller must allow ---------------------------------------------------------------

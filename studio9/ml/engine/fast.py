@@ -3,10 +3,11 @@
 For a request of a few rows, scikit-learn's own checks dominate: the fitted ``ColumnTransformer``
 of ``preprocessing.build_preprocessor`` takes about 5 ms to transform ONE row (column selection,
 input validation in every step), the model itself under 1 ms. ``compile_scorer`` reads the
-fitted statistics out of that recipe (the imputers' fill values, the scalers' means and scales,
-the encoder's output column of each category) and applies them with the same floating-point
-operations, in the same order, as scikit-learn does: ``x[nan] = fill``, ``x -= mean``,
-``x /= scale``; one-hot columns set to 1.0 where the encoder sets them.
+fitted statistics out of that recipe, or out of the one models made before it (the imputers'
+fill values, the scalers' means and scales, the encoder's output column of each category) and
+applies them with the same floating-point operations, in the same order, as scikit-learn does:
+``x[missing] = fill``, ``x -= mean``, ``x /= scale``; one-hot columns set to 1.0 where the
+encoder sets them.
 
 It is only ever used when it gives exactly the pipeline's answer: compiling checks the
 pipeline's shape (anything but the recipe, an imported model say, is not compiled) and then
@@ -19,13 +20,15 @@ prediction is the pipeline's prediction.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
+
+from studio9.ml.engine.preprocessing import MISSING_MICROS
 
 __all__ = ["FastClassifier", "FastScorer", "compile_scorer", "probe_rows"]
 
@@ -36,20 +39,24 @@ Columns: TypeAlias = Any
 
 @attrs.frozen
 class _Scaled:
-    """A numeric or datetime block: impute with ``fill``, then ``(x - mean) / scale``."""
+    """A numeric or datetime block: impute with ``fill``, then ``(x - mean) / scale``. Times are
+    ``micros`` (the recipe's float microseconds, missing: ``MISSING_MICROS``) or, in models made
+    before it, ``seconds`` (``preprocessing.to_seconds``, missing: ``NaN``)."""
 
     columns: tuple[str, ...]
     fill: Any
     mean: Any
     scale: Any
-    times: bool
+    times: Literal["micros", "seconds"] | None
 
     def transform(self, frame: Columns) -> Any:
-        if self.times:
-            x = np.column_stack([_seconds(frame[c]) for c in self.columns])
+        if self.times == "micros":
+            x = np.column_stack([_micros(frame[c]) for c in self.columns])
+            missing = x == MISSING_MICROS
         else:
-            x = np.column_stack([_numbers(frame[c]) for c in self.columns])
-        missing = np.isnan(x)
+            read = _seconds if self.times == "seconds" else _numbers
+            x = np.column_stack([read(frame[c]) for c in self.columns])
+            missing = np.isnan(x)
         if missing.any():
             x[missing] = np.take(self.fill, np.nonzero(missing)[1])
         x -= self.mean
@@ -140,9 +147,8 @@ def probe_rows(pipeline: Any, schema: Mapping[str, tuple[str, bool]]) -> list[di
     categories: dict[str, list[str]] = {}
     for name, transformer, columns in step.transformers_:
         if name == "categorical":
-            encoder = transformer.named_steps["encode"]
-            for column, known in zip(columns, encoder.categories_, strict=True):
-                categories[column] = [str(c) for c in known]
+            for column, known in zip(columns, _known(transformer), strict=True):
+                categories[column] = known
     count = max([len(c) for c in categories.values()] + [1]) + 3
     rows: list[dict[str, Any]] = []
     for i in range(count):
@@ -167,6 +173,15 @@ def probe_rows(pipeline: Any, schema: Mapping[str, tuple[str, bool]]) -> list[di
     return rows
 
 
+#: The steps of each block, in the recipe and in models made before it (``preprocessing``).
+_NUMERIC: Final = ["impute", "scale"]
+_TIMES: Final[dict[tuple[str, ...], Literal["micros", "seconds"]]] = {
+    ("micros", "float", "impute", "scale"): "micros",
+    ("seconds", "impute", "scale"): "seconds",
+}
+_TEXT: Final = (["nan", "none", "impute", "encode"], ["text", "impute", "encode"])
+
+
 def _compiled(pipeline: Any) -> FastScorer | None:
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         return None
@@ -180,11 +195,12 @@ def _compiled(pipeline: Any) -> FastScorer | None:
         if not isinstance(transformer, Pipeline) or not isinstance(columns, list):
             return None
         steps = transformer.named_steps
-        if name in ("numeric", "datetime") and list(steps) == (
-            ["impute", "scale"] if name == "numeric" else ["seconds", "impute", "scale"]
-        ):
+        times = _TIMES.get(tuple(steps)) if name == "datetime" else None
+        if (name == "numeric" and list(steps) == _NUMERIC) or times is not None:
             imputer, scaler = steps["impute"], steps["scale"]
             if imputer.strategy != "median" or not (scaler.with_mean and scaler.with_std):
+                return None
+            if times == "micros" and not _reads_micros(steps["micros"], columns):
                 return None
             blocks.append(
                 _Scaled(
@@ -192,11 +208,11 @@ def _compiled(pipeline: Any) -> FastScorer | None:
                     np.asarray(imputer.statistics_, dtype=np.float64),
                     np.asarray(scaler.mean_, dtype=np.float64),
                     np.asarray(scaler.scale_, dtype=np.float64),
-                    times=name == "datetime",
+                    times=times,
                 )
             )
-        elif name == "categorical" and list(steps) == ["text", "impute", "encode"]:
-            blocks.append(_one_hot(columns, steps["impute"], steps["encode"]))
+        elif name == "categorical" and list(steps) in _TEXT:
+            blocks.append(_one_hot(columns, transformer))
         else:
             return None
     names = np.asarray([c for block in blocks for c in block.columns], dtype=object)
@@ -204,27 +220,43 @@ def _compiled(pipeline: Any) -> FastScorer | None:
     return kind(feature_names_in_=names, blocks=tuple(blocks), estimator=estimator)
 
 
-def _one_hot(columns: Sequence[str], imputer: Any, encoder: Any) -> _OneHot:
-    """Each category's output column, read from the fitted encoder itself: transforming a
-    column's known categories and an unknown one shows where each lands."""
+def _reads_micros(step: Any, columns: Sequence[str]) -> bool:
+    """The ``micros`` step reads each column alone, in order (what ``_micros`` repeats)."""
+    return isinstance(step, ColumnTransformer) and [
+        (selected, getattr(t, "func", None), getattr(t, "kw_args", None))
+        for _, t, selected in step.transformers_
+        if t != "drop"
+    ] == [([c], np.asarray, {"dtype": "datetime64[us]"}) for c in columns]
+
+
+def _known(block: Any) -> list[list[str]]:
+    """Per input column, the categories of a text block's encoder, as text."""
+    return [[str(c) for c in known] for known in block.named_steps["encode"].categories_]
+
+
+def _one_hot(columns: Sequence[str], block: Any) -> _OneHot:
+    """Each category's output column, read from the fitted block itself: transforming a column's
+    known categories and an unknown one (never missing, so the imputers pass them) shows where
+    each lands. A missing cell gets the most-frequent imputer's fill."""
+    steps = block.named_steps
+    known = _known(block)
     index: list[dict[str, int]] = []
     unknown: list[int | None] = []
     offset = 0
-    probe_width = max(len(c) for c in encoder.categories_) + 1
+    probe_width = max(len(c) for c in known) + 1
     grid = np.empty((probe_width, len(columns)), dtype=object)
-    for j, known in enumerate(encoder.categories_):
-        cells = [str(c) for c in known] + ["\x00unknown"]
-        grid[:, j] = (cells * probe_width)[:probe_width]
-    encoded = encoder.transform(grid)
-    widths = [len(names) for names in _names_per_column(encoder, len(columns))]
-    for j, known in enumerate(encoder.categories_):
-        block = encoded[:, offset : offset + widths[j]]
-        mapping = {str(c): offset + int(np.argmax(block[i])) for i, c in enumerate(known) if block[i].any()}
-        lost = block[len(known)] if len(known) < probe_width else None
+    for j, cells in enumerate(known):
+        grid[:, j] = ([*cells, "\x00unknown"] * probe_width)[:probe_width]
+    encoded = block.transform(pd.DataFrame(grid, columns=list(columns)))
+    widths = [len(names) for names in _names_per_column(steps["encode"], len(columns))]
+    for j, cells in enumerate(known):
+        part = encoded[:, offset : offset + widths[j]]
+        mapping = {c: offset + int(np.argmax(part[i])) for i, c in enumerate(cells) if part[i].any()}
+        lost = part[len(cells)] if len(cells) < probe_width else None
         index.append(mapping)
         unknown.append(None if lost is None or not lost.any() else offset + int(np.argmax(lost)))
         offset += widths[j]
-    fill = tuple(str(v) for v in imputer.statistics_)
+    fill = tuple(str(v) for v in steps["impute"].statistics_)
     return _OneHot(tuple(columns), fill, tuple(index), tuple(unknown), offset)
 
 
@@ -243,9 +275,18 @@ def _numbers(column: Any) -> Any:
     return column.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _micros(column: Any) -> Any:
+    """The recipe's ``micros`` and ``float`` steps on one column: numpy reads it (module doc of
+    ``preprocessing``); a missing time comes out as ``MISSING_MICROS``."""
+    if not isinstance(column, np.ndarray):
+        column = column.to_frame()  # as the pipeline's step sees it: a one-column frame
+    return np.asarray(np.asarray(column, dtype="datetime64[us]"), dtype="float64").reshape(-1)
+
+
 def _seconds(column: Any) -> Any:
-    """``preprocessing.to_seconds`` of one column, fast for the ``datetime64`` columns that
-    ``rows_to_frame`` makes; any other column goes through ``to_seconds`` itself."""
+    """``preprocessing.to_seconds`` (models made before ``micros``) of one column, fast for the
+    ``datetime64`` columns that ``rows_to_frame`` makes; any other column goes through
+    ``to_seconds`` itself."""
     if column.dtype.kind != "M" or getattr(column.dtype, "tz", None) is not None:
         from studio9.ml.engine.preprocessing import to_seconds
 

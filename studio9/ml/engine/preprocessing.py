@@ -7,23 +7,41 @@ order and left out when empty::
     ColumnTransformer([
         ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
                               ("scale", StandardScaler())]), <integer, float, boolean columns>),
-        ("categorical", Pipeline([("text", FunctionTransformer(to_text, feature_names_out="one-to-one")),
-                                  ("impute", SimpleImputer(strategy="most_frequent")),
+        ("categorical", Pipeline([("nan", SimpleImputer(strategy="constant", fill_value=MISSING_TEXT)),
+                                  ("none", SimpleImputer(missing_values=None, strategy="constant",
+                                                         fill_value=MISSING_TEXT)),
+                                  ("impute", SimpleImputer(missing_values=MISSING_TEXT,
+                                                           strategy="most_frequent")),
                                   ("encode", OneHotEncoder(handle_unknown="infrequent_if_exist",
                                                            max_categories=64, sparse_output=False))]),
          <string, categorical and other object columns>),
-        ("datetime", Pipeline([("seconds", FunctionTransformer(to_seconds, feature_names_out="one-to-one")),
-                               ("impute", SimpleImputer(strategy="median")),
+        ("datetime", Pipeline([("micros", ColumnTransformer([(<column>, FunctionTransformer(numpy.asarray,
+                                   kw_args={"dtype": "datetime64[us]"}, feature_names_out="one-to-one"),
+                                   [<column>]) for each column], verbose_feature_names_out=False)),
+                               ("float", FunctionTransformer(numpy.asarray, kw_args={"dtype": "float64"},
+                                                             feature_names_out="one-to-one")),
+                               ("impute", SimpleImputer(missing_values=MISSING_MICROS, strategy="median")),
                                ("scale", StandardScaler())]), <timestamp and date columns>),
     ], remainder="drop")
 
-``to_text`` makes every text cell a ``str`` and every missing one ``NaN`` (pandas' ``str`` dtype
-and ``object`` columns holding ``None`` then impute alike; a non-text value becomes ``str(value)``).
-``to_seconds`` reads each cell as a time (``pandas.to_datetime(utc=True)``: a naive time counts as
-UTC, an aware one is converted, a date is its midnight, an unreadable value is missing), takes it
-to whole microseconds and gives seconds since 1970-01-01 UTC as a float (missing: ``NaN``); the
-microseconds make the answer independent of the column's resolution (s, ms, us, ns). Both are plain
-module functions so that the skops file names them (``studio9.ml.engine.preprocessing.to_text``).
+Only scikit-learn and numpy are named, so a model file loads wherever those (and skops) are:
+no Studio9 code is needed to score with it. Text: a missing cell is ``NaN`` or ``None`` (an object
+column holds either), and scikit-learn's imputers take one marker each, so both are first marked
+``MISSING_TEXT`` (a NUL-led text no table holds), which the most-frequent imputer then fills.
+Times: each column is read by numpy as whole microseconds since 1970-01-01 UTC (naive times
+count as UTC, aware ones are converted, a date is its midnight, finer units are floored, an ISO
+8601 string is parsed, ``None`` is missing but a ``NaN`` among strings is refused), one column
+at a time (a frame of mixed time dtypes would become objects, where numpy refuses pandas'
+``NaT``); a missing time is numpy's ``NaT``, which is ``MISSING_MICROS`` as a float, and is
+imputed like a missing number.
+
+``text_columns(frame, names)`` (applied by the engine before the pipeline, in training and in
+``predict_frame``) turns a text column holding anything but text into pandas' ``str`` dtype
+(``str(value)``; missing stays missing): numbers in an object column, a categorical of numbers,
+decimals, and pandas' ``string`` dtype (whose ``NA`` the encoders refuse). Online rows are text
+already. Models trained before the pipeline named only scikit-learn and numpy hold
+``FunctionTransformer(to_text)`` and ``FunctionTransformer(to_seconds)`` instead of the ``nan``/``none``
+and ``micros``/``float`` steps; both functions stay here so that those files still load.
 
 Column types are ``studio9.ml.engine.columns.column_type``'s (the tables context's types);
 a column of a dtype models cannot use is refused by ``check_features``, whose rules follow.
@@ -62,7 +80,16 @@ from studio9.errors import InvalidInput
 from studio9.ml.engine.columns import Kind, column_kind, column_type, python_scalar, target_values
 from studio9.ml.engine.spec import Task, TrainSpec
 
-__all__ = ["build_preprocessor", "check_features", "to_seconds", "to_text"]
+__all__ = [
+    "MISSING_MICROS",
+    "MISSING_TEXT",
+    "build_preprocessor",
+    "categorical_columns",
+    "check_features",
+    "text_columns",
+    "to_seconds",
+    "to_text",
+]
 
 MAX_CATEGORIES: Final = 64
 #: A text feature with more distinct values than this, and than half the rows, is an identifier.
@@ -72,11 +99,16 @@ AUTO_MAX_CLASSES: Final = 50
 AUTO_MAX_FLOAT_CLASSES: Final = 20
 MAX_CLASSES: Final = 1_000
 MAX_LISTED_COLUMNS: Final = 20
+#: A missing text cell, marked so (module doc); no table holds text starting with NUL.
+MISSING_TEXT: Final = "\x00missing"
+#: numpy's ``NaT`` (int64's minimum) as the ``float`` step makes it: how a missing time arrives.
+MISSING_MICROS: Final = float(np.iinfo(np.int64).min)
 _EPOCH_US: Final = np.datetime64(0, "us")
 
 
 def to_text(X: Any) -> Any:
-    """Text cells as ``str`` and missing cells as ``NaN``, in an object array (see the module doc)."""
+    """Text cells as ``str`` and missing cells as ``NaN``, in an object array: the text step of
+    models trained before the ``nan``/``none`` steps (kept so that their files load)."""
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
     out = np.empty(frame.shape, dtype=object)
     for j in range(frame.shape[1]):
@@ -90,7 +122,9 @@ def to_text(X: Any) -> Any:
 
 
 def to_seconds(X: Any) -> Any:
-    """Times as float seconds since 1970-01-01 UTC, missing as ``NaN`` (see the module doc)."""
+    """Times as float seconds since 1970-01-01 UTC, missing as ``NaN`` (``pandas.to_datetime(utc=True)``,
+    unreadable values missing, taken to whole microseconds): the time step of models trained before
+    the ``micros`` step (kept so that their files load)."""
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
     out = np.empty(frame.shape, dtype=np.float64)
     for j in range(frame.shape[1]):
@@ -100,6 +134,12 @@ def to_seconds(X: Any) -> Any:
         seconds[pd.isna(micros)] = np.nan
         out[:, j] = seconds
     return out
+
+
+def _as_micros() -> FunctionTransformer:
+    return FunctionTransformer(
+        np.asarray, kw_args={"dtype": "datetime64[us]"}, feature_names_out="one-to-one"
+    )
 
 
 def build_preprocessor(frame: pd.DataFrame, features: Sequence[str]) -> Any:
@@ -117,8 +157,9 @@ def build_preprocessor(frame: pd.DataFrame, features: Sequence[str]) -> Any:
     if groups["categorical"]:
         categorical = Pipeline(
             [
-                ("text", FunctionTransformer(to_text, feature_names_out="one-to-one")),
-                ("impute", SimpleImputer(strategy="most_frequent")),
+                ("nan", SimpleImputer(strategy="constant", fill_value=MISSING_TEXT)),
+                ("none", SimpleImputer(missing_values=None, strategy="constant", fill_value=MISSING_TEXT)),
+                ("impute", SimpleImputer(missing_values=MISSING_TEXT, strategy="most_frequent")),
                 (
                     "encode",
                     OneHotEncoder(
@@ -131,15 +172,55 @@ def build_preprocessor(frame: pd.DataFrame, features: Sequence[str]) -> Any:
         )
         transformers.append(("categorical", categorical, groups["categorical"]))
     if groups["datetime"]:
+        # One column at a time: numpy reads each dtype natively (module doc).
+        each = [(name, _as_micros(), [name]) for name in groups["datetime"]]
         times = Pipeline(
             [
-                ("seconds", FunctionTransformer(to_seconds, feature_names_out="one-to-one")),
-                ("impute", SimpleImputer(strategy="median")),
+                ("micros", ColumnTransformer(each, verbose_feature_names_out=False)),
+                (
+                    "float",
+                    FunctionTransformer(
+                        np.asarray, kw_args={"dtype": "float64"}, feature_names_out="one-to-one"
+                    ),
+                ),
+                ("impute", SimpleImputer(missing_values=MISSING_MICROS, strategy="median")),
                 ("scale", StandardScaler()),
             ]
         )
         transformers.append(("datetime", times, groups["datetime"]))
     return ColumnTransformer(transformers, remainder="drop")
+
+
+def categorical_columns(pipeline: Any) -> list[str]:
+    """The text columns of a fitted Studio9 pipeline (its ``categorical`` block); none for others."""
+    steps = getattr(pipeline, "steps", None)
+    for name, _, columns in getattr(steps[0][1], "transformers_", []) if steps else []:
+        if name == "categorical" and isinstance(columns, list):
+            return columns
+    return []
+
+
+def text_columns(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with those of ``names`` that hold anything but text in pandas' ``str`` dtype (module doc)."""
+    changed = {name: frame[name].astype("str") for name in names if not _plain_text(frame[name])}
+    if not changed:
+        return frame
+    out = frame.copy(deep=False)
+    for name, column in changed.items():
+        out[name] = column
+    return out
+
+
+def _plain_text(column: pd.Series) -> bool:
+    """Text the encoders take as it is: ``str`` values, missing as ``None`` or ``NaN``."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return dtype.na_value is not pd.NA
+    if isinstance(dtype, pd.CategoricalDtype):
+        return pd.api.types.infer_dtype(dtype.categories, skipna=True) in ("string", "empty")
+    if pd.api.types.is_object_dtype(dtype):
+        return pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty")
+    return False
 
 
 def _listing(names: Sequence[Any]) -> str:

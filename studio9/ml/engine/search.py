@@ -105,12 +105,15 @@ class Row:
     fit_seconds: float
     status: Status
     folds_done: int
+    #: The score of each fold done, in fold order (None: undefined, as ``mean_score``).
+    fold_scores: tuple[float | None, ...] = ()
     round: int | None = None
     n_rows: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The row as the result's leaderboard lists it (``round``/``n_rows`` only in halving)."""
         row = attrs.asdict(self)
+        row["fold_scores"] = list(self.fold_scores)
         if self.round is None:
             del row["round"], row["n_rows"]
         return row
@@ -232,6 +235,7 @@ class _Search:
             fit_seconds=seconds,
             status=status,
             folds_done=len(scores),
+            fold_scores=tuple(score if math.isfinite(score) else None for score in scores),
             **where,
         )
 

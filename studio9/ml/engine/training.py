@@ -40,11 +40,11 @@ from sklearn.model_selection import train_test_split
 
 from studio9.errors import InvalidInput
 from studio9.ml.engine.candidates import candidate_list
-from studio9.ml.engine.columns import input_schema, python_scalar, target_values
+from studio9.ml.engine.columns import column_kind, input_schema, python_scalar, target_values
 from studio9.ml.engine.errors import Cancelled
 from studio9.ml.engine.fast import compile_scorer
 from studio9.ml.engine.metrics import class_labels, classification_metrics, regression_metrics
-from studio9.ml.engine.preprocessing import check_features
+from studio9.ml.engine.preprocessing import categorical_columns, check_features, text_columns
 from studio9.ml.engine.search import (
     PRIMARY_METRIC,
     Steps,
@@ -116,8 +116,9 @@ def _rows(frame: Any, features: Sequence[str], spec: TrainSpec, where: str) -> t
             raise InvalidInput(
                 f"weight column {spec.weight_column!r} of the {where} has null or negative values"
             )
-    rows = _Rows(chosen[list(features)].reset_index(drop=True), target_values(chosen[spec.target]), weights)
-    return rows, positions, len(frame) - len(positions)
+    X = chosen[list(features)].reset_index(drop=True)
+    X = text_columns(X, [name for name in features if column_kind(X[name]) == "categorical"])
+    return _Rows(X, target_values(chosen[spec.target]), weights), positions, len(frame) - len(positions)
 
 
 def _take(rows: _Rows, index: Any) -> _Rows:
@@ -313,7 +314,7 @@ def _predict(pipeline: Any, task: Task, frame: Any) -> tuple[Any, Any]:
         if name not in present:
             raise InvalidInput(f"column {name!r} is missing", field=name)
     # A mapping of columns (what the compiled scorer reads) is passed as it is.
-    data = frame if isinstance(frame, Mapping) else frame[names]
+    data = frame if isinstance(frame, Mapping) else text_columns(frame[names], categorical_columns(pipeline))
     if task == "regression":
         if len(data) == 0:
             return np.empty(0, dtype=np.float64), None

@@ -20,8 +20,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from studio9.tracking.domain import DatasetInput, Metric, Run, RunRecord
-from studio9.tracking.experiments import Experiment
+from studio9.tracking.domain import DatasetInput, Experiment, Metric, Run, RunRecord
 from studio9.tracking.mlflow_face.protocol import double
 
 __all__ = ["dataset_input_json", "experiment_json", "metric_json", "run_info_json", "run_json"]

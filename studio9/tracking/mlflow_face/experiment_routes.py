@@ -29,8 +29,8 @@ from litestar import Request, Response, get, post, route
 from litestar.di import NamedDependency
 
 from studio9.auth.domain import Principal
-from studio9.tracking.domain import InvalidTrackingInput
-from studio9.tracking.experiments import Experiment, ExperimentService
+from studio9.tracking.domain import Experiment, InvalidTrackingInput
+from studio9.tracking.experiments import ExperimentService
 from studio9.tracking.matching import like
 from studio9.tracking.mlflow_face.encode import experiment_json
 from studio9.tracking.mlflow_face.protocol import (

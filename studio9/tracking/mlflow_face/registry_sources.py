@@ -43,8 +43,7 @@ from studio9.ml.domain import ModelSource, check_version_description, check_vers
 from studio9.ml.imports import MAX_MODEL_BYTES, ModelImporter
 from studio9.ml.service import ModelVersionView
 from studio9.tracking.artifacts import encode_segment, experiment_prefix
-from studio9.tracking.domain import LOGGED_MODEL_ID_PATTERN
-from studio9.tracking.experiments import artifact_root
+from studio9.tracking.domain import LOGGED_MODEL_ID_PATTERN, artifact_root
 from studio9.tracking.mlflow_face.protocol import MlflowError
 from studio9.tracking.mlflow_face.registry import RegistryFace
 from studio9.tracking.service import TrackingService, run_artifact_uri
