@@ -67,6 +67,11 @@ def add_commands(commands: Any, common: list[argparse.ArgumentParser]) -> None:
     train.add_argument("--holdout", type=float, metavar="F", help="share of rows held out (default: 0.2)")
     train.add_argument("--seed", type=int, help="default: 0")
     train.add_argument("--model", metavar="NAME", help="the model's name (default: <table name>-<target>)")
+    train.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help="the experiment its runs are logged to (default: the model's name)",
+    )
     train.add_argument("--watch", action="store_true", help="follow the job until it ends")
     train.add_argument("--json", action="store_true", help="the job (--watch: its result) as JSON")
     train.set_defaults(run=_train, client=True)
@@ -174,6 +179,7 @@ def train_params(args: argparse.Namespace) -> dict[str, Any]:
         "time_budget_s": args.time_budget,
         "seed": args.seed,
         "model_name": args.model,
+        "experiment": args.experiment,
     }
     params.update({k: v for k, v in optional.items() if v is not None})
     if search:
