@@ -29,6 +29,10 @@ DEFAULT_POOL_SIZE = 10
 _CACHED_STATEMENT_PARAMS = 200
 
 
+#: Each SQLite connection's page cache, in KiB.
+SQLITE_CACHE_KIB = 16_384
+
+
 #: A pooled connection idle this long is pinged before it is handed out.
 IDLE_PING_SECONDS = 10.0
 
@@ -75,6 +79,10 @@ def sqlite_engine(driver_url: str, timeout: float) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        # A page cache of 16 MiB (the default is 2 MiB) keeps a run search's working set (a page of
+        # runs' rows, the index pages) between calls; it fills only as pages are read, and the
+        # pool has up to 15 connections, so 64 MiB would risk a lot of memory for no gain measured.
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     return engine

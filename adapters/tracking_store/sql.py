@@ -31,7 +31,7 @@ from adapters.tracking_store.sql_models import (
     RUNS,
     TAGS,
 )
-from adapters.tracking_store.sql_search import RUN_COLUMNS, condition, ordered, records, run_of
+from adapters.tracking_store.sql_search import RUN_COLUMNS, by_metric, condition, ordered, records, run_of
 from studio9.tracking.domain import (
     PARENT_RUN_TAG,
     RUN_NAME_TAG,
@@ -226,20 +226,23 @@ class SqlTrackingStore(SqlLoggedModels):
         ids = sorted(set(experiment_ids))
         if not ids:
             return (), None
+        stages = [str(s) for s in ViewType(view).stages]
+        scope = (  # one experiment, one stage: equalities, so the index also gives the order
+            RUNS.c.experiment_id == ids[0] if len(ids) == 1 else RUNS.c.experiment_id.in_(ids),
+            RUNS.c.lifecycle_stage == stages[0] if len(stages) == 1 else RUNS.c.lifecycle_stage.in_(stages),
+        )
+        limit = max_results + 1
         with translated():
             async with self._sessions() as session:
-                dialect = session.get_bind().dialect.name
-                stages = [str(s) for s in ViewType(view).stages]
-                query = sa.select(*RUN_COLUMNS).where(
-                    # One experiment, one stage: equalities, so the index also gives the order.
-                    RUNS.c.experiment_id == ids[0] if len(ids) == 1 else RUNS.c.experiment_id.in_(ids),
-                    RUNS.c.lifecycle_stage == stages[0]
-                    if len(stages) == 1
-                    else RUNS.c.lifecycle_stage.in_(stages),
-                    *(condition(c, dialect) for c in comparisons),
-                )
-                query = ordered(query, order_by, dialect).offset(offset).limit(max_results + 1)
-                runs = [run_of(row) for row in await session.execute(query)]
+                rows = await by_metric(session, scope, comparisons, order_by, offset=offset, limit=limit)
+                if rows is None:
+                    dialect = session.get_bind().dialect.name
+                    query = sa.select(*RUN_COLUMNS).where(
+                        *scope, *(condition(c, dialect) for c in comparisons)
+                    )
+                    query = ordered(query, order_by, dialect).offset(offset).limit(limit)
+                    rows = list(await session.execute(query))
+                runs = [run_of(row) for row in rows]
                 page = await records(session, runs[:max_results])
         return tuple(page), encode_page_token(offset + max_results) if len(runs) > max_results else None
 

@@ -10,9 +10,10 @@ stores a NaN double as NULL, and PostgreSQL holds NaN equal to itself and above 
 where the search language wants IEEE comparisons. ±inf are stored as they are (both databases keep
 them). A metric point's identity (MLflow de-duplicates points) is its primary key.
 
-``tracking_runs`` is indexed by (experiment, lifecycle stage, start time, id), the search's scan;
-the per-run tables are keyed (run, key), so a filter's or an order's lookup of one key of one run
-is a primary-key probe.
+``tracking_runs`` is indexed by (experiment, lifecycle stage, start time, id), the search's scan
+in its default order; the per-run tables are keyed (run, key), so a filter's or an order's lookup
+of one key of one run is a primary-key probe, and the latest metrics are also indexed by (key, NaN
+flag, value) for a search ordered by a metric.
 """
 
 from __future__ import annotations
@@ -44,7 +45,17 @@ def _asset_fk() -> Any:
 class TrackingRunRow(Base):
     __tablename__ = "tracking_runs"
     __table_args__ = (
-        Index("ix_tracking_runs_experiment_id", "experiment_id", "lifecycle_stage", "start_time", "id"),
+        # In the search's default order, so a page is read off the index. The migrations make the
+        # schema: this is PostgreSQL's index (0013); SQLite's (0012) is ascending, as SQLite cannot
+        # say NULLS LAST, but its NULLs are the smallest values: its backward scan gives the start
+        # times in this order (and SQLite sorts the runs of one start time by id as it goes).
+        Index(
+            "ix_tracking_runs_experiment_id",
+            "experiment_id",
+            "lifecycle_stage",
+            sa.desc(sa.column("start_time")).nulls_last(),
+            "id",
+        ),
     )
 
     id: Mapped[str] = mapped_column(_RUN_ID, primary_key=True)
@@ -94,10 +105,15 @@ class TrackingMetricRow(Base):
 
 
 class TrackingLatestMetricRow(Base):
-    """Each run's latest point per metric key (``Metric.recency``): what searches compare."""
+    """Each run's latest point per metric key (``Metric.recency``): what searches compare. Also
+    indexed by (key, NaN flag, value): a search ordered by a metric reads that key's values in
+    order and stops after a page (``sql_search.by_metric``)."""
 
     __tablename__ = "tracking_latest_metrics"
-    __table_args__ = _CLUSTERED
+    __table_args__ = (
+        Index("ix_tracking_latest_metrics_order", "key", "is_nan", "value", "run_id"),
+        _CLUSTERED,
+    )
 
     run_id: Mapped[str] = mapped_column(_RUN_ID, _run_fk(), primary_key=True)
     key: Mapped[str] = mapped_column(_KEY, primary_key=True)

@@ -17,19 +17,23 @@ be a language's). ``LIKE`` is case-sensitive on both, without an escape characte
   ``lower(x) LIKE lower(p)``, so it ignores the case of ASCII letters only there;
 - PostgreSQL: ``LIKE``/``ILIKE … ESCAPE ''`` (its default escape character is the backslash).
 
-Loading a page takes five queries whatever its size: params, tags, latest metrics, dataset inputs
-and outputs of the page's run ids.
+A search ordered by a metric reads that key's values in order when it can (``by_metric``). Loading
+a page takes two statements whatever its size, run on the driver itself (``records``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+import attrs
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.tracking_store.sql_models import INPUTS, LATEST, OUTPUTS, PARAMS, RUNS, TAGS
+from adapters.tracking_store.sql_models import INPUTS, LATEST, PARAMS, RUNS, TAGS
 from studio9.tracking.domain import (
     DatasetInput,
     LifecycleStage,
@@ -180,63 +184,213 @@ def ordered(query: sa.Select[Any], order_by: Sequence[OrderKey], dialect: str) -
     return query.order_by(*clauses)
 
 
+# -- a search ordered by a metric ------------------------------------------------------------------
+
+#: ``by_metric`` reads at most this many of the key's values per run the page needs (the pages
+#: before it included), and at least ``MIN_VALUES``: enough for a filter that keeps one run in ten.
+VALUES_PER_RUN: Final = 10
+MIN_VALUES: Final = 1000
+#: Pages deeper than this many runs are sorted whole.
+MAX_DEPTH: Final = 1000
+_PUSHED_DOWN: Final = ("=", "<", "<=", ">", ">=")
+
+
+async def by_metric(
+    session: AsyncSession,
+    scope: Sequence[Any],
+    comparisons: Sequence[Comparison],
+    order_by: Sequence[OrderKey],
+    *,
+    offset: int,
+    limit: int,
+) -> list[Any] | None:
+    """The page's rows (``RUN_COLUMNS``) when the order starts with a metric and the key's values,
+    read in order off ``ix_tracking_latest_metrics_order``, fill it; None when the whole search must
+    be sorted (``ordered``).
+
+    Sorting all the runs in ``scope`` (the experiments and stages) looks up the metric of each.
+    Here the database reads the key's values in order (of every experiment: the index has none),
+    joins each to its run, applies the filter, and stops once the page is full. The values read
+    stop at a bound, the value ``values`` places down (all values equal to it included), so that a
+    scope holding few of the key's values costs a bounded read before it is sorted: a page filled
+    above the bound is the page, as every value not read is after the bound. NaN and missing values
+    sort after the numbers, so a page that needs them is sorted whole, as are scopes of fewer runs
+    than ``values`` (sorting them is cheap; the statement skips its read).
+    """
+    if not order_by or order_by[0].entity is not EntityType.METRIC or offset + limit > MAX_DEPTH:
+        return None
+    values = max(MIN_VALUES, VALUES_PER_RUN * (offset + limit))
+    first, dialect = order_by[0], session.get_bind().dialect.name
+    read, bounds = LATEST.alias("metric_order"), LATEST.alias("metric_bound")
+
+    def numbers(table: Any) -> list[Any]:  # the key's numbers the filter's comparisons may keep
+        pushed = (c for c in comparisons if c.entity is EntityType.METRIC and c.key == first.key)
+        return [
+            table.c.key == first.key,
+            sa.not_(table.c.is_nan),
+            *(
+                _OPERATORS[c.comparator](table.c.value, c.value)
+                for c in pushed
+                if c.comparator in _PUSHED_DOWN
+            ),
+        ]
+
+    def in_order(column: Any) -> Any:
+        return column.asc() if first.ascending else column.desc()
+
+    bound = (
+        (sa.select(bounds.c.value).where(*numbers(bounds)).order_by(in_order(bounds.c.value)))
+        .offset(values - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+    in_bound = (
+        read.c.value <= sa.func.coalesce(bound, math.inf)
+        if first.ascending
+        else read.c.value >= sa.func.coalesce(bound, -math.inf)
+    )
+    runs_in_scope = sa.select(RUNS.c.id).where(*scope).limit(values).subquery()
+    large_scope = sa.select(sa.func.count()).select_from(runs_in_scope).scalar_subquery() >= values
+    query = (
+        sa.select(*RUN_COLUMNS)
+        .select_from(read.join(RUNS, RUNS.c.id == read.c.run_id))
+        .where(large_scope, *numbers(read), in_bound, *scope, *(condition(c, dialect) for c in comparisons))
+        .order_by(in_order(read.c.value))
+    )
+    query = ordered(query, order_by[1:], dialect).offset(offset).limit(limit)
+    rows = list(await session.execute(query))
+    return rows if len(rows) == limit else None
+
+
 # -- a page's data --------------------------------------------------------------------------------
+
+# The statements are built from constants only (hence the S608 waivers); the run ids are bound, as
+# one parameter ``ids`` (a JSON array on SQLite, an array on PostgreSQL), so each statement's text
+# is fixed and any page size fits. A row names its run by its "handle": on SQLite its position in
+# the page, a small integer, cheaper to make than the 32-character id; PostgreSQL sends the rows of
+# ``run_id = ANY(...)`` faster than it joins them to the positions.
+_RUN: Final = {"sqlite": "page.key", "postgresql": "t.run_id"}
+_FROM: Final = {
+    "sqlite": "json_each(:ids) AS page JOIN {table} AS t ON t.run_id = page.value",
+    "postgresql": "{table} AS t WHERE t.run_id = ANY(%(ids)s)",
+}
+#: A dataset input's fields after its name, as a JSON array.
+_DATASET: Final = {
+    "sqlite": "json_array(t.digest, t.source_type, t.source, t.schema, t.profile, json(t.tags))",
+    "postgresql": "CAST(jsonb_build_array(t.digest, t.source_type, t.source, t.schema, t.profile, t.tags)"
+    " AS TEXT)",
+}
+#: The latest metrics, NaN as NULL (it is stored as 0.0 with ``is_nan`` set).
+_LATEST_SQL: Final = {
+    dialect: f"SELECT {_RUN[dialect]}, t.key, CASE WHEN t.is_nan THEN NULL ELSE t.value END,"  # noqa: S608
+    f" t.timestamp, t.step, t.model_id FROM {source.format(table='tracking_latest_metrics')}"
+    for dialect, source in _FROM.items()
+}
+_PARAMS, _TAGS, _OUTPUTS, _INPUTS = range(4)
+_OTHER_ROWS: Final = (
+    (_PARAMS, "tracking_params", "t.key, t.value"),
+    (_TAGS, "tracking_tags", "t.key, t.value"),
+    (_OUTPUTS, "tracking_outputs", "t.model_id, CAST(t.step AS TEXT)"),
+    (_INPUTS, "tracking_inputs", "t.name, {dataset}"),
+)
+#: Params, tags, outputs and inputs in one statement, as (kind, handle, key, text).
+_OTHER_SQL: Final = {
+    dialect: " UNION ALL ".join(
+        f"SELECT {kind}, {_RUN[dialect]}, {columns.format(dataset=_DATASET[dialect])}"  # noqa: S608
+        f" FROM {source.format(table=table)}"
+        for kind, table, columns in _OTHER_ROWS
+    )
+    for dialect, source in _FROM.items()
+}
+
+
+def _metric_slot_setters() -> tuple[Callable[[Metric, Any], None], ...]:
+    """Metric's slot setters, in field order. A page holds some 10,000 Metrics, and filling a new
+    instance's slots costs a third less than attrs' frozen ``__init__`` (an ``object.__setattr__``
+    call per field). That is only the same thing while Metric's fields are plain: checked here."""
+    fields = attrs.fields(Metric)
+    names = ["key", "value", "timestamp", "step", "model_id"]
+    plain = all(f.validator is None and f.converter is None for f in fields)
+    if [f.name for f in fields] != names or not plain or hasattr(Metric, "__attrs_post_init__"):
+        raise TypeError("Metric is no longer plain: build it through Metric(...) in records()")
+    return tuple(Metric.__dict__[name].__set__ for name in names)
+
+
+_METRIC_SLOTS: Final = _metric_slot_setters()
+
+
+async def _driver_rows(session: AsyncSession, statement: Mapping[str, str], ids: list[str]) -> list[Any]:
+    """The rows of ``statement`` over the run ids ``ids``, straight from the database driver
+    (aiosqlite, psycopg) on the session's connection: SQLAlchemy's result rows cost more than the
+    query itself for a page's 10,000 metric rows (and psycopg's binary rows less than its text)."""
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        return list(await driver.execute_fetchall(statement[dialect], {"ids": json.dumps(ids)}))
+    async with driver.cursor(binary=True) as cursor:
+        await cursor.execute(statement[dialect], {"ids": ids})
+        return list(await cursor.fetchall())
 
 
 async def records(session: AsyncSession, runs: Sequence[Run]) -> list[RunRecord]:
-    """The runs with their data, inputs and outputs, in five queries (each fetched whole: a page of
-    100 runs has 10,000 metric rows, and a row at a time costs several times more)."""
+    """The runs with their data, inputs and outputs, in two statements whatever the page's size."""
     if not runs:
         return []
     ids = [r.id for r in runs]
-    params: dict[str, dict[str, str]] = {i: {} for i in ids}
-    tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-    metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
-    inputs: dict[str, list[DatasetInput]] = {i: [] for i in ids}
-    outputs: dict[str, list[ModelOutput]] = {i: [] for i in ids}
-    for table, found in ((PARAMS, params), (TAGS, tags)):
-        query = sa.select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(ids))
-        for run_id, key, value in (await session.execute(query)).all():
-            found[run_id][key] = value
-    latest = sa.select(
-        LATEST.c.run_id,
-        LATEST.c.key,
-        LATEST.c.value,
-        sa.type_coerce(LATEST.c.is_nan, sa.Integer),  # 0/1 (or a bool): no per-row conversion
-        LATEST.c.timestamp,
-        LATEST.c.step,
-        LATEST.c.model_id,
-    ).where(LATEST.c.run_id.in_(ids))
-    nan = float("nan")
-    for run_id, key, value, is_nan, timestamp, step, model_id in (await session.execute(latest)).all():
-        metrics[run_id][key] = Metric(key, nan if is_nan else value, timestamp, step, model_id)
-    # Sorted here rather than in SQL: by code point, whatever the database's collation.
-    used = (await session.execute(sa.select(INPUTS).where(INPUTS.c.run_id.in_(ids)))).all()
-    for row in sorted(used, key=_input_order):
-        inputs[row.run_id].append(
-            DatasetInput(
-                name=row.name,
-                digest=row.digest,
-                source_type=row.source_type,
-                source=row.source,
-                schema=row.schema,
-                profile=row.profile,
-                tags=dict(row.tags),
-            )
-        )
-    made = sa.select(OUTPUTS.c.run_id, OUTPUTS.c.model_id, OUTPUTS.c.step).where(OUTPUTS.c.run_id.in_(ids))
-    for run_id, model_id, step in sorted((await session.execute(made)).all(), key=lambda r: (r[2], r[1])):
-        outputs[run_id].append(ModelOutput(model_id, step))
+    handles: Sequence[Any] = range(len(ids)) if session.get_bind().dialect.name == "sqlite" else ids
+    metrics: dict[Any, dict[str, Metric]] = {h: {} for h in handles}
+    nan, new = float("nan"), object.__new__
+    set_key, set_value, set_timestamp, set_step, set_model_id = _METRIC_SLOTS
+    for handle, key, value, timestamp, step, model_id in await _driver_rows(session, _LATEST_SQL, ids):
+        metric = new(Metric)
+        set_key(metric, key)
+        set_value(metric, nan if value is None else value)
+        set_timestamp(metric, timestamp)
+        set_step(metric, step)
+        set_model_id(metric, model_id)
+        metrics[handle][key] = metric
+    params: dict[Any, dict[str, str]] = {h: {} for h in handles}
+    tags: dict[Any, dict[str, str]] = {h: {} for h in handles}
+    inputs: dict[Any, list[DatasetInput]] = {h: [] for h in handles}
+    outputs: dict[Any, list[ModelOutput]] = {h: [] for h in handles}
+    for kind, handle, key, text in await _driver_rows(session, _OTHER_SQL, ids):
+        if kind == _PARAMS:
+            params[handle][key] = text
+        elif kind == _TAGS:
+            tags[handle][key] = text
+        elif kind == _OUTPUTS:
+            outputs[handle].append(ModelOutput(key, int(text)))
+        else:
+            inputs[handle].append(_dataset_input(key, text))
     return [
         RunRecord(
             run=run,
-            data=RunData(params=params[run.id], metrics=metrics[run.id], tags=tags[run.id]),
-            inputs=tuple(inputs[run.id]),
-            outputs=tuple(outputs[run.id]),
+            data=RunData(params=params[h], metrics=metrics[h], tags=tags[h]),
+            # Sorted here rather than in SQL: by code point, whatever the database's collation.
+            inputs=tuple(sorted(inputs[h], key=_input_order)),
+            outputs=tuple(sorted(outputs[h], key=_output_order)),
         )
-        for run in runs
+        for h, run in zip(handles, runs, strict=True)
     ]
 
 
-def _input_order(row: Any) -> tuple[str, str]:
-    return (row.name, row.digest)
+def _dataset_input(name: str, fields: str) -> DatasetInput:
+    digest, source_type, source, schema, profile, tags = msgspec.json.decode(fields)
+    return DatasetInput(
+        name=name,
+        digest=digest,
+        source_type=source_type,
+        source=source,
+        schema=schema,
+        profile=profile,
+        tags=tags,
+    )
+
+
+def _input_order(dataset: DatasetInput) -> tuple[str, str]:
+    return (dataset.name, dataset.digest)
+
+
+def _output_order(output: ModelOutput) -> tuple[int, str]:
+    return (output.step, output.model_id)
