@@ -60,6 +60,7 @@ from studio9.tracking.api import (
     provide_experiment_service,
     provide_tracking_service,
 )
+from studio9.tracking.mlflow_face.registry_routes import provide_registry_face
 from studio9.tracking.mlflow_face.routes import mlflow_routes
 
 log = structlog.get_logger()
@@ -150,6 +151,7 @@ def create_app(
             "experiment_service": Provide(provide_experiment_service, sync_to_thread=False),
             "tracking_service": Provide(provide_tracking_service, sync_to_thread=False),
             "artifact_service": Provide(provide_artifact_service, sync_to_thread=False),
+            "registry_face": Provide(provide_registry_face, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(

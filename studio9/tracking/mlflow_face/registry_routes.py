@@ -12,11 +12,8 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
 from studio9.auth.domain import Principal
-from studio9.catalog.service import CatalogService
 from studio9.files.ports import BlobStore
 from studio9.ml.imports import ModelImporter
-from studio9.ml.service import ModelService
-from studio9.tracking.experiments import ExperimentService
 from studio9.tracking.mlflow_face.protocol import fields, integer, key_values, ok, strings, text
 from studio9.tracking.mlflow_face.registry import RegistryFace, download_uri, version_json
 from studio9.tracking.mlflow_face.registry_search import (
@@ -40,8 +37,10 @@ def _paths(suffix: str) -> list[str]:
     return [f"{MLFLOW}/{suffix}", f"{AJAX}/{suffix}"]
 
 
-def _face(models: ModelService, catalog: CatalogService, experiments: ExperimentService) -> RegistryFace:
-    return RegistryFace(models=models, catalog=catalog, tags=experiments.store)
+def provide_registry_face(request: Req) -> RegistryFace:
+    """The registry as the MLflow face maps it (a dependency of its routes)."""
+    container = request.app.state.container
+    return RegistryFace(models=container.models, catalog=container.catalog, tags=container.experiments.store)
 
 
 def _name(found: dict[str, Any]) -> str:
@@ -55,13 +54,10 @@ def _name(found: dict[str, Any]) -> str:
 async def create_registered_model(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    made = await face.create(
+    made = await registry_face.create(
         principal,
         text(found, "name"),
         tags=key_values(found, "tags"),
@@ -74,26 +70,21 @@ async def create_registered_model(
 async def get_registered_model(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    return ok({"registered_model": await face.get(principal, _name(found))})
+    return ok({"registered_model": await registry_face.get(principal, _name(found))})
 
 
 @get(_paths("registered-models/search"), include_in_schema=False)
 async def search_registered_models(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
     answer = await search_models(
-        _face(model_service, catalog_service, experiment_service),
+        registry_face,
         principal,
         filter=text(found, "filter"),
         max_results=check_page_size(integer(found, "max_results", default=MODELS_DEFAULT) or 0, MODELS_MAX),
@@ -107,13 +98,10 @@ async def search_registered_models(
 async def rename_registered_model(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    renamed = await face.rename(principal, _name(found), text(found, "new_name"))
+    renamed = await registry_face.rename(principal, _name(found), text(found, "new_name"))
     return ok({"registered_model": renamed})
 
 
@@ -121,13 +109,10 @@ async def rename_registered_model(
 async def update_registered_model(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    updated = await face.update(principal, _name(found), text(found, "description"))
+    updated = await registry_face.update(principal, _name(found), text(found, "description"))
     return ok({"registered_model": updated})
 
 
@@ -135,12 +120,10 @@ async def update_registered_model(
 async def delete_registered_model(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    await _face(model_service, catalog_service, experiment_service).delete(principal, _name(found))
+    await registry_face.delete(principal, _name(found))
     return ok()
 
 
@@ -148,14 +131,11 @@ async def delete_registered_model(
 async def set_registered_model_tag(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
     key, value = text(found, "key", need=True) or "", text(found, "value", default="") or ""
-    await face.set_tag(principal, _name(found), key, value)
+    await registry_face.set_tag(principal, _name(found), key, value)
     return ok()
 
 
@@ -163,13 +143,10 @@ async def set_registered_model_tag(
 async def delete_registered_model_tag(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    await face.delete_tag(principal, _name(found), text(found, "key", need=True) or "")
+    await registry_face.delete_tag(principal, _name(found), text(found, "key", need=True) or "")
     return ok()
 
 
@@ -182,13 +159,10 @@ async def delete_registered_model_tag(
 async def get_latest_versions(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    versions = await face.latest_versions(principal, _name(found), strings(found, "stages"))
+    versions = await registry_face.latest_versions(principal, _name(found), strings(found, "stages"))
     return ok({"model_versions": versions} if versions else None)
 
 
@@ -204,19 +178,16 @@ async def get_latest_versions(
 async def registered_model_alias(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
     name, alias = _name(found), text(found, "alias", need=True) or ""
     if request.method == "GET":
-        return ok({"model_version": version_json(await face.alias(principal, name, alias))})
+        return ok({"model_version": version_json(await registry_face.alias(principal, name, alias))})
     if request.method == "POST":
-        await face.set_alias(principal, name, alias, text(found, "version", need=True))
+        await registry_face.set_alias(principal, name, alias, text(found, "version", need=True))
     else:
-        await face.delete_alias(principal, name, alias)
+        await registry_face.delete_alias(principal, name, alias)
     return ok()
 
 
@@ -227,16 +198,14 @@ async def registered_model_alias(
 async def create_model_version(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
     tracking_service: NamedDependency[TrackingService],
     model_importer: NamedDependency[ModelImporter],
     blob_store: NamedDependency[SkipValidation[BlobStore]],
 ) -> Response[bytes]:
     found = await fields(request)
     view = await create_version(
-        _face(model_service, catalog_service, experiment_service),
+        registry_face,
         tracking_service,
         model_importer,
         blob_store,
@@ -255,13 +224,10 @@ async def create_model_version(
 async def get_model_version(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    view = await face.version(principal, _name(found), text(found, "version", need=True))
+    view = await registry_face.version(principal, _name(found), text(found, "version", need=True))
     return ok({"model_version": version_json(view)})
 
 
@@ -269,13 +235,10 @@ async def get_model_version(
 async def get_download_uri(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    view = await face.version(principal, _name(found), text(found, "version", need=True))
+    view = await registry_face.version(principal, _name(found), text(found, "version", need=True))
     return ok({"artifact_uri": download_uri(view)})
 
 
@@ -283,13 +246,10 @@ async def get_download_uri(
 async def update_model_version(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    updated = await face.update_version(
+    updated = await registry_face.update_version(
         principal, _name(found), text(found, "version", need=True), text(found, "description")
     )
     return ok({"model_version": updated})
@@ -299,13 +259,10 @@ async def update_model_version(
 async def delete_model_version(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    await face.delete_version(principal, _name(found), text(found, "version", need=True))
+    await registry_face.delete_version(principal, _name(found), text(found, "version", need=True))
     return ok()
 
 
@@ -313,13 +270,10 @@ async def delete_model_version(
 async def set_model_version_tag(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    await face.set_version_tag(
+    await registry_face.set_version_tag(
         principal,
         _name(found),
         text(found, "version", need=True),
@@ -333,13 +287,10 @@ async def set_model_version_tag(
 async def delete_model_version_tag(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
-    face = _face(model_service, catalog_service, experiment_service)
-    await face.delete_version_tag(
+    await registry_face.delete_version_tag(
         principal, _name(found), text(found, "version", need=True), text(found, "key", need=True) or ""
     )
     return ok()
@@ -349,13 +300,11 @@ async def delete_model_version_tag(
 async def search_model_versions(
     request: Req,
     principal: NamedDependency[Principal],
-    model_service: NamedDependency[ModelService],
-    catalog_service: NamedDependency[CatalogService],
-    experiment_service: NamedDependency[ExperimentService],
+    registry_face: NamedDependency[RegistryFace],
 ) -> Response[bytes]:
     found = await fields(request)
     answer = await search_versions(
-        _face(model_service, catalog_service, experiment_service),
+        registry_face,
         principal,
         filter=text(found, "filter"),
         max_results=check_page_size(
